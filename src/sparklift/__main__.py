@@ -1,0 +1,3 @@
+from sparklift.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""The seam: every distributed computation in sparklift goes through here.
+
+Two shapes of work cover the library:
+
+* :func:`map_reduce` runs a function over every partition of a DataFrame, each
+  call returning a small partial result (EM sufficient statistics, metrics,
+  counts), and combines the partials on the driver;
+* :func:`map_partitions` maps partitions to a new DataFrame with a declared
+  schema (scoring, decoding).
+
+Both use only ``DataFrame.mapInArrow``, so they behave the same on Spark
+Classic, a cluster and Spark Connect; there is no RDD and no SparkContext
+here. Partition functions receive an iterator of ``pyarrow.RecordBatch`` and
+must be pure and deterministic: Spark retries failed tasks.
+
+A :class:`sparklift.errors.SparkliftError` raised inside a task is carried to
+the driver and raised there as the same class with the same message (see
+:func:`translate_errors`), not as a page of JVM and worker traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import operator
+import pickle
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pyarrow as pa
+
+from sparklift.errors import TRANSPORTABLE, SparkliftError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+T = TypeVar("T")
+
+PartitionFn = Callable[[Iterator[pa.RecordBatch]], Any]
+BatchesFn = Callable[[Iterator[pa.RecordBatch]], Iterable[pa.RecordBatch]]
+
+_ERROR_OPEN = "[sparklift-error:"
+_ERROR_RE = re.compile(r"\[sparklift-error:(\w+)\](.*?)\[/sparklift-error\]", re.S)
+_PARTIAL_SCHEMA = "partial binary"
+
+
+def _encode_error(exc: SparkliftError) -> RuntimeError:
+    # The worker's exception text reaches the driver inside Spark's own error
+    # message; markers let the driver find it and raise the original class.
+    return RuntimeError(f"{_ERROR_OPEN}{type(exc).__name__}]{exc}[/sparklift-error]")
+
+
+def _guard(fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except SparkliftError as exc:
+            raise _encode_error(exc) from None
+
+    return wrapper
+
+
+def decode_error(message: str) -> SparkliftError | None:
+    """The sparklift error carried in a Spark error message, if there is one."""
+    match = _ERROR_RE.search(message)
+    if match is None:
+        return None
+    cls = TRANSPORTABLE.get(match.group(1), SparkliftError)
+    return cls(match.group(2))
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Raise a task's :class:`SparkliftError` on the driver as itself.
+
+    Wrap every Spark action that runs sparklift partition functions.
+    """
+    try:
+        yield
+    except SparkliftError:
+        raise
+    except Exception as exc:
+        carried = decode_error(str(exc))
+        if carried is None:
+            raise
+        raise carried from None
+
+
+def _run_partition(fn: PartitionFn) -> BatchesFn:
+    guarded = _guard(fn)
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        partial = guarded(batches)
+        if partial is None:
+            return
+        payload = pickle.dumps(partial, protocol=pickle.HIGHEST_PROTOCOL)
+        yield pa.RecordBatch.from_arrays([pa.array([payload], type=pa.binary())], names=["partial"])
+
+    return run
+
+
+def map_reduce(
+    df: DataFrame,
+    partition_fn: PartitionFn,
+    *,
+    combine: Callable[[T, T], T] = operator.add,
+    empty: T | None = None,
+) -> T | None:
+    """Run ``partition_fn`` on every partition and combine the partial results.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        The data; select only the columns the function needs first.
+    partition_fn : callable
+        ``partition_fn(batches)`` gets an iterator of ``pyarrow.RecordBatch``
+        (possibly empty) and returns a small picklable partial result, or
+        ``None`` for "nothing here". Build it from module-level functions and
+        local values: it is pickled into the Spark plan.
+    combine : callable, default ``operator.add``
+        Associative combination of two partials, run on the driver.
+    empty : object, optional
+        Returned when every partition returned ``None``.
+
+    Returns
+    -------
+    object
+        The combined partial, or ``empty``.
+
+    Notes
+    -----
+    One Spark job per call; only the partials travel to the driver.
+    """
+    out = df.mapInArrow(_run_partition(partition_fn), _PARTIAL_SCHEMA)
+    with translate_errors():
+        rows = out.collect()
+    partials = [pickle.loads(row[0]) for row in rows]
+    if not partials:
+        return empty
+    return functools.reduce(combine, partials)
+
+
+def map_partitions(
+    df: DataFrame,
+    batches_fn: BatchesFn,
+    schema: StructType | str,
+) -> DataFrame:
+    """Map every partition to new record batches with a declared schema.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        The input.
+    batches_fn : callable
+        ``batches_fn(batches)`` gets an iterator of ``pyarrow.RecordBatch`` and
+        yields record batches matching ``schema``.
+    schema : StructType or DDL string
+        The output schema.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        Lazy: errors surface at the first action. Actions sparklift runs
+        itself are wrapped in :func:`translate_errors`; a user's own action
+        still shows the sparklift error's message in Spark's error text.
+    """
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        # batches_fn is usually a generator: errors surface while iterating it.
+        try:
+            yield from batches_fn(batches)
+        except SparkliftError as exc:
+            raise _encode_error(exc) from None
+
+    return df.mapInArrow(run, schema)
+
+
+def is_connect(spark_or_df: SparkSession | DataFrame) -> bool:
+    """Whether a session or DataFrame belongs to Spark Connect."""
+    return type(spark_or_df).__module__.startswith("pyspark.sql.connect")
+
+
+def session_of(df: DataFrame) -> SparkSession:
+    """The session a DataFrame belongs to (Classic or Connect)."""
+    return df.sparkSession

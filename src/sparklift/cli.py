@@ -1,0 +1,92 @@
+"""The ``sparklift`` command.
+
+``sparklift --version``, ``sparklift info`` and the subcommands other modules
+register (``hmm``, ``demo``, ``tune``, ``predict``). Each module that adds a
+subcommand exposes ``register(subparsers)``, which adds its parser and sets
+``func`` on it; :data:`COMMAND_MODULES` lists them. Modules are imported only
+when the command line is parsed, so ``sparklift --version`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import sys
+from collections.abc import Sequence
+
+from sparklift import __version__
+
+#: Modules with a ``register(subparsers)`` function, in the order of ``--help``.
+COMMAND_MODULES: list[str] = []
+
+
+def _info(args: argparse.Namespace) -> int:
+    from sparklift.session import ENV_REMOTE, JavaNotFoundError, check_java, default_master
+
+    remote = os.environ.get(ENV_REMOTE)
+    try:
+        import pyspark
+
+        spark_version = pyspark.__version__
+    except ImportError:
+        spark_version = "not installed"
+    print(f"sparklift   {__version__}")
+    print(f"Python      {platform.python_version()} ({sys.executable})")
+    print(f"PySpark     {spark_version}")
+    if remote:
+        print(f"Connect     {remote} (SPARK_REMOTE is set: sessions connect there)")
+    else:
+        print("Connect     not configured (set SPARK_REMOTE=sc://host:15002 to use Spark Connect)")
+        print(f"Master      {default_master()}")
+    try:
+        java = check_java()
+    except JavaNotFoundError as exc:
+        print(f"Java        {exc}", file=sys.stderr)
+        # Connect sessions need no local Java; local ones cannot start without it.
+        return 0 if remote else 1
+    print(f"Java        {java.version} ({java.executable})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="sparklift",
+        description="Single-machine machine learning lifted onto Apache Spark.",
+    )
+    parser.add_argument("--version", action="version", version=f"sparklift {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    info = subparsers.add_parser(
+        "info",
+        help="show Python, Spark and Java versions and where sessions would run",
+        description="Show Python, Spark and Java versions, the master a local session "
+        "would use and whether Spark Connect is configured. Exits 1 when Java is "
+        "missing and no Connect server is configured.",
+    )
+    info.set_defaults(func=_info)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sparklift`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    from sparklift.errors import SparkliftError
+    from sparklift.session import JavaNotFoundError
+
+    try:
+        return int(args.func(args) or 0)
+    except (SparkliftError, JavaNotFoundError, FileNotFoundError) as exc:
+        print(f"sparklift: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""sparklift's exceptions.
+
+Every error that users should act on is one of these. Each subclasses the
+built-in exception a Python user would catch for it (``ValueError`` for bad
+input, ``TypeError`` for a wrong column type), so ``except ValueError`` keeps
+working. When one is raised inside a Spark task, :mod:`sparklift._spark`
+carries it back to the driver and raises the same class there with the same
+message, instead of a traceback from deep inside Spark.
+"""
+
+from __future__ import annotations
+
+
+class SparkliftError(Exception):
+    """Base class of sparklift's errors."""
+
+
+class InvalidInputError(SparkliftError, ValueError):
+    """Input data is unusable: the message names the column, the count of bad rows and an example."""
+
+
+class InvalidColumnTypeError(SparkliftError, TypeError):
+    """A column has a type the operation does not accept."""
+
+
+class NotFittedError(SparkliftError, ValueError, AttributeError):
+    """A model was used before it was fitted (as scikit-learn's NotFittedError)."""
+
+
+class ModelFormatError(SparkliftError, ValueError):
+    """A saved model is damaged, from an unknown format version, or not a sparklift model."""
+
+
+class ResourceLimitError(SparkliftError, ValueError):
+    """Work would exceed a configured size limit (for example the rows in one group)."""
+
+
+#: Errors that may cross from a Spark task to the driver, by class name.
+TRANSPORTABLE: dict[str, type[SparkliftError]] = {
+    cls.__name__: cls
+    for cls in (
+        SparkliftError,
+        InvalidInputError,
+        InvalidColumnTypeError,
+        NotFittedError,
+        ModelFormatError,
+        ResourceLimitError,
+    )
+}

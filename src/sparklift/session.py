@@ -1,0 +1,208 @@
+"""The one place that makes a SparkSession.
+
+``get_spark()`` returns, in this order of preference:
+
+1. the active session, when there is one (a user's own cluster or Connect
+   session is never replaced);
+2. a Spark Connect session when ``SPARK_REMOTE`` is set;
+3. a local session on all cores with defaults that work out of the box:
+   Arrow on, quiet logs, settable driver memory, and Python workers that run
+   the same interpreter as the driver (so a virtualenv's pandas, numpy and
+   sparklift are what the workers import).
+
+Before a local JVM is started, Java is checked: a missing or too old Java
+gives one clear :class:`JavaNotFoundError` instead of a JVM stack trace.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+#: Spark 4 runs on Java 17 and 21.
+MIN_JAVA_VERSION = 17
+
+#: Environment variables read by :func:`get_spark` (documented in the README).
+ENV_MASTER = "SPARKLIFT_MASTER"
+ENV_DRIVER_MEMORY = "SPARKLIFT_DRIVER_MEMORY"
+ENV_REMOTE = "SPARK_REMOTE"
+
+_JAVA_HINT = (
+    "Spark 4 needs Java 17 or 21. Install a JDK (Debian/Ubuntu: "
+    "'apt-get install openjdk-17-jre-headless'; macOS: 'brew install openjdk@17') "
+    "and put its java on PATH or set JAVA_HOME."
+)
+
+
+class JavaNotFoundError(RuntimeError):
+    """Java is missing or older than Spark needs."""
+
+
+@dataclass(frozen=True)
+class JavaInfo:
+    """Where Java was found and which version it reports."""
+
+    executable: str
+    version: str
+    major: int
+
+
+def _java_executable() -> str | None:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        candidate = os.path.join(java_home, "bin", "java")
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("java")
+
+
+def _parse_java_version(text: str) -> tuple[str, int] | None:
+    # `java -version` prints e.g. 'openjdk version "17.0.15" 2025-04-15' or
+    # 'java version "1.8.0_381"' (old scheme: the major is the second field).
+    match = re.search(r'version "([^"]+)"', text)
+    if not match:
+        return None
+    version = match.group(1)
+    parts = re.split(r"[._+-]", version)
+    try:
+        major = int(parts[1]) if parts[0] == "1" and len(parts) > 1 else int(parts[0])
+    except ValueError:
+        return None
+    return version, major
+
+
+def check_java() -> JavaInfo:
+    """Find Java and check that it is recent enough for Spark 4.
+
+    Returns
+    -------
+    JavaInfo
+        The executable used and its version.
+
+    Raises
+    ------
+    JavaNotFoundError
+        When no Java is found (neither ``JAVA_HOME`` nor ``java`` on ``PATH``),
+        when it cannot be run, or when it is older than Java 17.
+    """
+    java = _java_executable()
+    if java is None:
+        raise JavaNotFoundError(f"No Java found (JAVA_HOME is not set and no 'java' on PATH). {_JAVA_HINT}")
+    try:
+        proc = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise JavaNotFoundError(f"Could not run {java} -version ({exc}). {_JAVA_HINT}") from None
+    parsed = _parse_java_version(proc.stderr + proc.stdout)
+    if parsed is None:
+        raise JavaNotFoundError(
+            f"Could not read the version printed by {java} -version. {_JAVA_HINT}"
+        )
+    version, major = parsed
+    if major < MIN_JAVA_VERSION:
+        raise JavaNotFoundError(f"Java {version} at {java} is too old. {_JAVA_HINT}")
+    return JavaInfo(executable=java, version=version, major=major)
+
+
+def default_master() -> str:
+    """The master a new local session would use (``SPARKLIFT_MASTER`` or ``local[*]``)."""
+    return os.environ.get(ENV_MASTER, "local[*]")
+
+
+def _pin_python_workers() -> None:
+    # Without this, Spark starts workers with the first 'python3' on PATH, which
+    # outside the driver's virtualenv lacks pandas/pyarrow/sparklift, and the first
+    # pandas UDF dies with "No module named 'pandas'". A user's explicit choice wins.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+def active_session() -> SparkSession | None:
+    """The active SparkSession (Classic or Connect), or None."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        return session
+    try:
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+    except ImportError:  # Connect's extra dependencies (grpc) are not installed.
+        return None
+    return ConnectSession.getActiveSession()
+
+
+def get_spark(
+    app_name: str = "sparklift",
+    *,
+    master: str | None = None,
+    driver_memory: str | None = None,
+    config: dict[str, Any] | None = None,
+) -> SparkSession:
+    """Return a SparkSession: the active one, a Connect one, or a new local one.
+
+    Parameters
+    ----------
+    app_name : str
+        Application name of a newly created session.
+    master : str, optional
+        Master of a new local/classic session. Defaults to ``SPARKLIFT_MASTER``
+        or ``local[*]`` (all cores).
+    driver_memory : str, optional
+        ``spark.driver.memory`` of a new session, e.g. ``"4g"``. Defaults to
+        ``SPARKLIFT_DRIVER_MEMORY`` or ``"2g"``. Only effective when this call
+        starts the JVM.
+    config : dict, optional
+        Extra Spark configuration for a new session; overrides the defaults.
+
+    Returns
+    -------
+    pyspark.sql.SparkSession
+        Classic or Connect session.
+
+    Raises
+    ------
+    JavaNotFoundError
+        When a local JVM must be started and Java 17+ is not available.
+    """
+    session = active_session()
+    if session is not None:
+        return session
+
+    _pin_python_workers()
+    from pyspark.sql import SparkSession
+
+    remote = os.environ.get(ENV_REMOTE)
+    if remote:
+        builder = SparkSession.builder.remote(remote).appName(app_name)
+        for key, value in (config or {}).items():
+            builder = builder.config(key, value)
+        return builder.getOrCreate()
+
+    check_java()
+    settings: dict[str, Any] = {
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+        "spark.driver.memory": driver_memory or os.environ.get(ENV_DRIVER_MEMORY, "2g"),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.ui.enabled": "false",
+        "spark.log.level": "ERROR",
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+        # Small local data does not need 200 shuffle partitions.
+        "spark.sql.shuffle.partitions": str(max(2, 2 * (os.cpu_count() or 1))),
+        "spark.sql.session.timeZone": "UTC",
+    }
+    settings.update(config or {})
+    builder = SparkSession.builder.master(master or default_master()).appName(app_name)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
