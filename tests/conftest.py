@@ -36,9 +36,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 
 if MODE not in MASTERS:
-    raise pytest.UsageError(
-        f"SPARKLIFT_TEST_MODE must be one of {sorted(MASTERS)}; got {MODE!r}"
-    )
+    raise pytest.UsageError(f"SPARKLIFT_TEST_MODE must be one of {sorted(MASTERS)}; got {MODE!r}")
 
 
 @pytest.fixture(scope="session")

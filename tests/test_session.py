@@ -52,7 +52,7 @@ def test_check_java_accepts_java_home(tmp_path, monkeypatch):
 def test_check_java_missing(monkeypatch, tmp_path):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(JavaNotFoundError, match="No Java found.*install"):
+    with pytest.raises(JavaNotFoundError, match=r"No Java found.*install"):
         check_java()
 
 
@@ -142,7 +142,12 @@ def test_fresh_process_pandas_udf_uses_the_driver_interpreter(tmp_path, spark_mo
     env["PATH"] = "/usr/bin:/bin:" + env.get("PATH", "")
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     proc = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     worker = next(line for line in proc.stdout.splitlines() if line.startswith("WORKER"))

@@ -85,13 +85,8 @@ def test_map_partitions_declared_schema(spark):
     assert [r.y for r in rows] == [2.0 * i for i in range(50)]
 
 
-def test_task_failing_once_is_retried(spark, spark_mode, tmp_path):
+def test_task_failing_once_is_retried(spark, tmp_path):
     """A task that fails once is retried by Spark and the result is unchanged."""
-    if spark_mode == "connect":
-        # The local Connect server runs tasks in this machine's processes too,
-        # but its master is fixed when the server starts; retries are covered
-        # by local and local-cluster.
-        pytest.skip("retry count is a property of the server's master")
     marker = str(tmp_path / "failed-once")
 
     def flaky(batches):

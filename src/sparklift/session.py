@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +96,9 @@ def check_java() -> JavaInfo:
     """
     java = _java_executable()
     if java is None:
-        raise JavaNotFoundError(f"No Java found (JAVA_HOME is not set and no 'java' on PATH). {_JAVA_HINT}")
+        raise JavaNotFoundError(
+            f"No Java found (JAVA_HOME is not set and no 'java' on PATH). {_JAVA_HINT}"
+        )
     try:
         proc = subprocess.run(
             [java, "-version"], capture_output=True, text=True, timeout=30, check=False
@@ -181,12 +184,15 @@ def get_spark(
     from pyspark.sql import SparkSession
 
     remote = os.environ.get(ENV_REMOTE)
-    if remote:
+    if remote and not remote.startswith("local"):
+        # A remote server owns its configuration; only the user's settings go there.
         builder = SparkSession.builder.remote(remote).appName(app_name)
         for key, value in (config or {}).items():
             builder = builder.config(key, value)
         return builder.getOrCreate()
 
+    # Local Spark, either Classic or a Connect server started in this process
+    # (SPARK_REMOTE=local[...]): both start a JVM here and get the same defaults.
     check_java()
     settings: dict[str, Any] = {
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -202,7 +208,16 @@ def get_spark(
         "spark.sql.session.timeZone": "UTC",
     }
     settings.update(config or {})
-    builder = SparkSession.builder.master(master or default_master()).appName(app_name)
+    if remote:
+        builder = SparkSession.builder.remote(remote).appName(app_name)
+    else:
+        builder = SparkSession.builder.master(master or default_master()).appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    if not remote:
+        return builder.getOrCreate()
+    with warnings.catch_warnings():
+        # The local Connect server takes every setting at start-up; pyspark then
+        # re-applies them to the Connect session and warns for each static one.
+        warnings.filterwarnings("ignore", message=".*(not supported|Cannot modify).*")
+        return builder.getOrCreate()
