@@ -167,6 +167,7 @@ def map_partitions(
         itself are wrapped in :func:`translate_errors`; a user's own action
         still shows the sparklift error's message in Spark's error text.
     """
+
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # batches_fn is usually a generator: errors surface while iterating it.
         try:
