@@ -1,0 +1,204 @@
+"""Packing search tasks so that the data travels once, not once per task.
+
+A search is many calls ``func(*args, **kwargs)`` that share most of their
+arguments: the same ``X``, ``y``, fit parameters and scorers, and a handful of
+train/test index arrays reused by every candidate. Pickling each call on its
+own (what joblib's Spark backend does, batch by batch) copies ``X`` and ``y``
+into every task. Here the calls are pickled *against a shared store*: every
+object that is the same object in several calls, and every large array, is
+replaced in the per-task pickle by a reference (pickle's ``persistent_id``)
+and pickled once into the store. The store becomes one blob shipped once per
+Spark job; a Python worker unpickles it once and keeps it in a small cache
+keyed by its content hash, so later tasks of the same search on that worker
+only unpickle their own few kilobytes.
+
+Nothing here imports pyspark: this module is plain pickling, tested on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import sys
+import traceback
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# cloudpickle (as bundled with pyspark) pickles functions and classes defined
+# in __main__ or notebooks by value, which plain pickle cannot ship to workers.
+from pyspark import cloudpickle
+
+#: Arrays at least this large are always moved to the shared store.
+_LARGE_BYTES = 1024
+
+#: How many stores a Python worker keeps (a search has one per round).
+_CACHE_SIZE = 2
+
+_WORKER_CACHE: OrderedDict[str, dict[int, Any]] = OrderedDict()
+
+
+@dataclass(frozen=True)
+class PackedTasks:
+    """Calls pickled against one shared store.
+
+    Attributes
+    ----------
+    shared : bytes
+        The pickled shared store (data, splits, scorers): shipped once per job.
+    key : str
+        SHA-256 of ``shared``; workers cache the unpickled store under it.
+    payloads : list of bytes
+        One small pickle per call, referring to the store.
+    """
+
+    shared: bytes
+    key: str
+    payloads: list[bytes]
+
+    @property
+    def shared_bytes(self) -> int:
+        """Size of the shared store in bytes."""
+        return len(self.shared)
+
+    @property
+    def task_bytes(self) -> int:
+        """Total size of the per-task pickles in bytes."""
+        return sum(len(p) for p in self.payloads)
+
+
+def _is_large(obj: Any) -> bool:
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes >= _LARGE_BYTES
+    nbytes = getattr(obj, "nbytes", None)  # pandas objects, scipy.sparse via data
+    if isinstance(nbytes, (int, np.integer)) and not isinstance(obj, type):
+        return nbytes >= _LARGE_BYTES
+    return type(obj).__module__.startswith(("pandas.", "scipy.sparse"))
+
+
+def _top_level_values(call: tuple[Any, tuple, dict]) -> list[Any]:
+    _, args, kwargs = call
+    values = list(args) + list(kwargs.values())
+    for value in list(values):
+        if isinstance(value, dict):  # fit_params, score_params, scorer dicts
+            values.extend(value.values())
+        elif isinstance(value, tuple):  # (train, test) pairs
+            values.extend(value)
+    return values
+
+
+def _shared_objects(calls: Sequence[tuple[Any, tuple, dict]]) -> dict[int, Any]:
+    """Objects worth pickling once: repeated across calls, or large."""
+    seen: dict[int, int] = {}
+    objects: dict[int, Any] = {}
+    for call in calls:
+        for value in {id(v): v for v in _top_level_values(call)}.values():
+            if value is None or isinstance(value, (bool, int, float, str, bytes)):
+                continue
+            seen[id(value)] = seen.get(id(value), 0) + 1
+            objects[id(value)] = value
+    return {
+        key: obj
+        for key, obj in objects.items()
+        if seen[key] > 1 or _is_large(obj)
+    }
+
+
+class _SharedPickler(cloudpickle.Pickler):
+    def __init__(self, file: io.BytesIO, refs: dict[int, int]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._refs = refs
+
+    def persistent_id(self, obj: Any) -> int | None:
+        return self._refs.get(id(obj))
+
+
+class _SharedUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, store: dict[int, Any]) -> None:
+        super().__init__(file)
+        self._store = store
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._store[pid]
+
+
+def _dumps(obj: Any, refs: dict[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    _SharedPickler(buffer, refs).dump(obj)
+    return buffer.getvalue()
+
+
+def pack_calls(calls: Sequence[tuple[Any, tuple, dict]]) -> PackedTasks:
+    """Pickle calls ``(func, args, kwargs)`` against one shared store.
+
+    Parameters
+    ----------
+    calls : sequence of (callable, tuple, dict)
+        What joblib's ``delayed`` produces.
+
+    Returns
+    -------
+    PackedTasks
+    """
+    shared = _shared_objects(calls)
+    refs = {obj_id: index for index, obj_id in enumerate(shared)}
+    store = {refs[obj_id]: obj for obj_id, obj in shared.items()}
+    # The store itself is pickled plainly: objects inside it may refer to each
+    # other (a dict of arrays), and pickle's memo keeps those links.
+    shared_blob = cloudpickle.dumps(store, protocol=pickle.HIGHEST_PROTOCOL)
+    payloads = [_dumps(call, refs) for call in calls]
+    key = hashlib.sha256(shared_blob).hexdigest()
+    return PackedTasks(shared=shared_blob, key=key, payloads=payloads)
+
+
+def load_store(key: str, shared: Any) -> dict[int, Any]:
+    """The unpickled shared store, from this worker's cache when it is there.
+
+    ``shared`` is only read on a cache miss (it may be any buffer).
+    """
+    store = _WORKER_CACHE.get(key)
+    if store is None:
+        store = pickle.loads(shared)
+        _WORKER_CACHE[key] = store
+        while len(_WORKER_CACHE) > _CACHE_SIZE:
+            _WORKER_CACHE.popitem(last=False)
+    else:
+        _WORKER_CACHE.move_to_end(key)
+    return store
+
+
+def run_payload(payload: Any, store: dict[int, Any]) -> bytes:
+    """Run one packed call and pickle its outcome.
+
+    The outcome is ``("ok", result)`` or ``("raised", exception, traceback)``:
+    an exception is returned, not raised, so that Spark does not retry a task
+    that fails the same way every time and the driver can raise the user's own
+    exception rather than a Spark error.
+    """
+    func, args, kwargs = _SharedUnpickler(io.BytesIO(payload), store).load()
+    try:
+        outcome: tuple[Any, ...] = ("ok", func(*args, **kwargs))
+    except Exception as exc:
+        outcome = ("raised", exc, traceback.format_exc())
+    try:
+        return cloudpickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # an unpicklable result or exception
+        text = "".join(traceback.format_exception(*sys.exc_info()))
+        return cloudpickle.dumps(
+            ("raised", RuntimeError(f"could not send a fit's outcome back: {text}"), text)
+        )
+
+
+def unpack_outcome(blob: bytes) -> Any:
+    """The result of a call run by :func:`run_payload`, or its exception raised."""
+    outcome = pickle.loads(blob)
+    if outcome[0] == "ok":
+        return outcome[1]
+    exc, text = outcome[1], outcome[2]
+    if hasattr(exc, "add_note"):
+        exc.add_note(f"Raised in a Spark task:\n{text}")
+    raise exc

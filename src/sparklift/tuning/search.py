@@ -1,0 +1,246 @@
+"""scikit-learn's hyper-parameter searches, with every fit a Spark task.
+
+:class:`GridSearchCV`, :class:`RandomizedSearchCV`, :class:`HalvingGridSearchCV`
+and :class:`HalvingRandomSearchCV` are scikit-learn's own classes with one
+thing changed: where scikit-learn hands the (candidate, split) fits to
+joblib, they go to Spark instead. Everything else -- splitting, scoring,
+``cv_results_``, ranks, ``refit``, multi-metric scoring, ``error_score`` with
+the failing fit's traceback in the warning, ``return_train_score``, metadata
+routing, successive halving -- is scikit-learn's code running unchanged, so
+the results equal scikit-learn's for the same data, estimator and splits.
+
+Why this design
+---------------
+``BaseSearchCV.fit`` builds ``Parallel(n_jobs=..., pre_dispatch=...)`` and
+calls it with a generator of ``delayed(_fit_and_score)(...)`` calls. That
+``Parallel`` is the one seam we replace: the name ``Parallel`` in
+``sklearn.model_selection._search`` is swapped (once, at import) for a switch
+that returns scikit-learn's ``Parallel`` unless the current thread is inside a
+sparklift search's ``fit``, in which case it returns a dispatcher that
+collects the calls of one round and runs them on Spark. The coupling is to
+two facts of scikit-learn's source (tested against 1.4-1.9): the module-level
+name ``Parallel`` and the ``(function, args, kwargs)`` calls it receives.
+Copying ``fit`` instead would fork a 250-line method that changes every
+release.
+
+The data goes once per Spark job (a round is at most
+:data:`~sparklift.tuning._executor.MAX_JOBS_PER_ROUND` jobs), not once per
+task or batch: see :mod:`sparklift.tuning._data`. ``n_jobs`` and
+``pre_dispatch`` are accepted for compatibility and ignored; Spark's task
+slots decide the parallelism.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sklearn.model_selection._search as _sk_search
+from sklearn import get_config
+from sklearn.experimental import enable_halving_search_cv  # noqa: F401 (enables the import below)
+from sklearn.model_selection import GridSearchCV as _SkGridSearchCV
+from sklearn.model_selection import HalvingGridSearchCV as _SkHalvingGridSearchCV
+from sklearn.model_selection import HalvingRandomSearchCV as _SkHalvingRandomSearchCV
+from sklearn.model_selection import RandomizedSearchCV as _SkRandomizedSearchCV
+from tqdm.auto import tqdm
+
+from sparklift.tuning._data import pack_calls
+from sparklift.tuning._executor import run_packed
+
+__all__ = [
+    "GridSearchCV",
+    "HalvingGridSearchCV",
+    "HalvingRandomSearchCV",
+    "RandomizedSearchCV",
+    "SparkTransfer",
+]
+
+_DISPATCHER: contextvars.ContextVar[_SparkDispatcher | None] = contextvars.ContextVar(
+    "sparklift_search_dispatcher", default=None
+)
+
+
+@dataclass
+class SparkTransfer:
+    """What a search sent to Spark, summed over its rounds.
+
+    Attributes
+    ----------
+    n_fits : int
+        (candidate, split) fits run as Spark tasks.
+    n_rounds : int
+        Rounds of candidates (1, or one per iteration of successive halving).
+    n_spark_jobs : int
+        Spark jobs run; each ships the shared data to each executor once.
+    shared_bytes : int
+        Pickled data, splits and scorers, serialised once per round.
+    task_bytes : int
+        Total of the per-fit pickles (estimator clone and parameters).
+    """
+
+    n_fits: int = 0
+    n_rounds: int = 0
+    n_spark_jobs: int = 0
+    shared_bytes: int = 0
+    task_bytes: int = 0
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes serialised on the driver for the search."""
+        return self.shared_bytes + self.task_bytes
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts as a plain dict (``total_bytes`` included)."""
+        return {**asdict(self), "total_bytes": self.total_bytes}
+
+
+def _with_config(func: Any, config: dict, filters: list) -> Any:
+    # What sklearn.utils.parallel.Parallel.__call__ does: the worker runs the
+    # fit under the driver thread's scikit-learn config and warning filters.
+    if hasattr(func, "with_config_and_warning_filters"):
+        return func.with_config_and_warning_filters(config, filters)
+    return func
+
+
+class _SparkDispatcher:
+    """Stands in for joblib's ``Parallel`` inside a sparklift search's ``fit``."""
+
+    def __init__(self, label: str, verbose: int) -> None:
+        from sparklift.session import get_spark
+
+        self.spark = get_spark()
+        self.label = label
+        self.verbose = verbose
+        self.transfer = SparkTransfer()
+
+    def __enter__(self) -> _SparkDispatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __call__(self, iterable: Any) -> list[Any]:
+        config = get_config()
+        filters = list(getattr(warnings, "_get_filters", lambda: warnings.filters)())
+        calls = [(_with_config(f, config, filters), args, kwargs) for f, args, kwargs in iterable]
+        if not calls:
+            return []
+        packed = pack_calls(calls)
+        bar = tqdm(
+            total=len(calls),
+            desc=f"{self.label} fits",
+            unit="fit",
+            disable=None if self.verbose <= 0 else False,  # None: only on a terminal
+        )
+        try:
+            results, n_jobs = run_packed(self.spark, packed, progress=bar)
+        finally:
+            bar.close()
+        t = self.transfer
+        t.n_fits += len(calls)
+        t.n_rounds += 1
+        t.n_spark_jobs += n_jobs
+        t.shared_bytes += packed.shared_bytes
+        t.task_bytes += packed.task_bytes
+        return results
+
+
+class _ParallelSwitch:
+    """The name ``Parallel`` in scikit-learn's search module, after import."""
+
+    original: Any = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        dispatcher = _DISPATCHER.get()
+        if dispatcher is None:
+            return cls.original(*args, **kwargs)
+        return dispatcher
+
+
+def _install_switch() -> None:
+    current = _sk_search.Parallel
+    if isinstance(current, type) and issubclass(current, _ParallelSwitch):
+        return
+    _ParallelSwitch.original = current
+    _sk_search.Parallel = _ParallelSwitch  # type: ignore[misc,assignment]
+
+
+_install_switch()
+
+
+class _SparkSearchMixin:
+    """Runs the search's fits on Spark; everything else is scikit-learn's."""
+
+    def fit(self, X: Any, y: Any = None, **params: Any) -> Any:
+        """Run fit with all sets of parameters, every fit a Spark task.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, as scikit-learn accepts it (NumPy, pandas, sparse).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
+            Target; None for unsupervised learning.
+        **params : dict of str -> object
+            Parameters for the estimator's ``fit``, the scorer and the CV
+            splitter (``groups``), routed as scikit-learn does.
+
+        Returns
+        -------
+        self : object
+            The fitted search. Besides scikit-learn's attributes it has
+            ``spark_transfer_`` (:class:`SparkTransfer`): fits, Spark jobs and
+            bytes shipped.
+        """
+        dispatcher = _SparkDispatcher(type(self).__name__, int(getattr(self, "verbose", 0)))
+        token = _DISPATCHER.set(dispatcher)
+        try:
+            super().fit(X, y, **params)  # type: ignore[misc]
+        finally:
+            _DISPATCHER.reset(token)
+        self.spark_transfer_ = dispatcher.transfer
+        return self
+
+
+class GridSearchCV(_SparkSearchMixin, _SkGridSearchCV):
+    """Exhaustive search over a parameter grid, each fit a Spark task.
+
+    A drop-in for :class:`sklearn.model_selection.GridSearchCV`: same
+    parameters, attributes and results (see the module docstring for how).
+    ``n_jobs`` and ``pre_dispatch`` are ignored: Spark's task slots set the
+    parallelism. A progress bar counting finished fits appears on a terminal,
+    or always when ``verbose > 0`` (``TQDM_DISABLE=1`` hides it).
+
+    Examples
+    --------
+    >>> from sklearn.svm import SVC
+    >>> from sparklift.tuning import GridSearchCV
+    >>> search = GridSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, cv=3)
+    >>> search.fit(X, y).best_params_  # doctest: +SKIP
+    """
+
+
+class RandomizedSearchCV(_SparkSearchMixin, _SkRandomizedSearchCV):
+    """Randomized search over parameter distributions, each fit a Spark task.
+
+    A drop-in for :class:`sklearn.model_selection.RandomizedSearchCV`: the
+    same ``random_state`` draws the same candidates. ``n_jobs`` and
+    ``pre_dispatch`` are ignored.
+    """
+
+
+class HalvingGridSearchCV(_SparkSearchMixin, _SkHalvingGridSearchCV):
+    """Successive halving over a grid, each round's fits run as Spark tasks.
+
+    A drop-in for :class:`sklearn.model_selection.HalvingGridSearchCV`; each
+    halving iteration is one round of Spark jobs. ``n_jobs`` is ignored.
+    """
+
+
+class HalvingRandomSearchCV(_SparkSearchMixin, _SkHalvingRandomSearchCV):
+    """Successive halving over random candidates, each fit a Spark task.
+
+    A drop-in for :class:`sklearn.model_selection.HalvingRandomSearchCV`.
+    ``n_jobs`` is ignored.
+    """
