@@ -48,7 +48,10 @@ __all__ = [
     "FAMILIES",
     "CategoricalEmissions",
     "EmissionFamily",
+    "GMMEmissions",
     "GaussianEmissions",
+    "MultinomialEmissions",
+    "PoissonEmissions",
     "get_family",
 ]
 
@@ -682,10 +685,603 @@ class GaussianEmissions(EmissionFamily):
         return {"means": means, "covars": cv}
 
 
+class PoissonEmissions(EmissionFamily):
+    """Poisson emissions, as hmmlearn's ``PoissonHMM``.
+
+    Frames are counts: (n,) for one feature (``input_kind`` "int"), (n, F)
+    otherwise ("vector"); any integer or float dtype.
+
+    Parameters
+    ----------
+    n_features : int, optional
+    lambdas_prior, lambdas_weight : float or ndarray, default 0.0
+        hmmlearn's gamma prior (alpha, beta) on the rates.
+    """
+
+    name = "poisson"
+    letters = "l"
+    _hyper = ("n_features", "lambdas_prior", "lambdas_weight")
+
+    def __init__(
+        self, n_features: int | None = None, lambdas_prior: Any = 0.0, lambdas_weight: Any = 0.0
+    ) -> None:
+        self.n_features = n_features
+        self.lambdas_prior = lambdas_prior
+        self.lambdas_weight = lambdas_weight
+
+    @property
+    def input_kind(self) -> str:
+        return "int" if self.n_features == 1 else "vector"
+
+    def param_keys(self) -> tuple[str, ...]:
+        return ("lambdas",)
+
+    def check_frames(self, X: np.ndarray) -> None:
+        super().check_frames(X)
+        X = self.prepare(X)
+        bad = (X < 0).any(axis=1)
+        if bad.any():
+            raise InvalidInputError(f"{int(bad.sum())} frames have negative counts")
+
+    def init_params(
+        self, params: Params, X: np.ndarray, n_components: int, init_params: str, rng: Any
+    ) -> Params:
+        params = dict(params)
+        X = self.prepare(X)
+        nf = self.n_features if self.n_features is not None else X.shape[1]
+        rs = _check_random_state(rng)
+        mean_X = X.mean()
+        var_X = X.var()
+        if "l" in init_params or "lambdas" not in params:
+            if not var_X > 0 or not mean_X > 0:
+                raise InvalidInputError(
+                    "cannot initialise Poisson rates: the counts have zero mean or zero variance; "
+                    "give starting lambdas (init_model) or drop the constant data"
+                )
+            params["lambdas"] = rs.gamma(
+                shape=mean_X**2 / var_X, scale=var_X / mean_X, size=(n_components, nf)
+            )
+        return params
+
+    def log_likelihood(self, params: Params, X: np.ndarray) -> np.ndarray:
+        X = self.prepare(X)
+        lam = params["lambdas"]
+        base = special.gammaln(X + 1).sum(axis=1)
+        out = np.empty((X.shape[0], lam.shape[0]))
+        for c in range(lam.shape[0]):
+            out[:, c] = (special.xlogy(X, lam[c]) - lam[c]).sum(axis=1) - base
+        return out
+
+    def empty_stats(self, n_components: int, n_features: int) -> Stats:
+        return {"post": np.zeros(n_components), "obs": np.zeros((n_components, n_features))}
+
+    def accumulate(
+        self, stats: Stats, params: Params, X: np.ndarray, posteriors: np.ndarray
+    ) -> None:
+        X = self.prepare(X)
+        stats["post"] += posteriors.sum(axis=0)
+        stats["obs"] += posteriors.T @ X
+
+    def m_step(self, params: Params, stats: Stats, fit_params: str) -> Params:
+        params = dict(params)
+        if "l" in fit_params:
+            alphas, betas = self.lambdas_prior, self.lambdas_weight
+            n = stats["post"].sum()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                y_bar = stats["obs"] / stats["post"][:, None]
+                lam = (alphas + n * y_bar) / (betas + n)
+            params["lambdas"] = np.where(np.isfinite(lam), lam, params["lambdas"])
+        return params
+
+    def check_params(self, params: Params) -> None:
+        lam = np.atleast_2d(params["lambdas"])
+        if self.n_features is not None and lam.shape[1] != self.n_features:
+            raise ValueError(
+                f"lambdas must have shape (n_components, {self.n_features}); got {lam.shape}"
+            )
+        _check_finite("lambdas", lam)
+        if np.any(lam < 0):
+            raise ValueError("lambdas must be non-negative")
+
+    def n_fit_scalars(self, n_components: int, n_features: int) -> dict[str, int]:
+        out = super().n_fit_scalars(n_components, n_features)
+        out["l"] = n_components * n_features
+        return out
+
+    def sample_one(self, params: Params, state: int, rng: np.random.RandomState) -> np.ndarray:
+        return rng.poisson(params["lambdas"][state])
+
+    def sample_frames(
+        self, params: Params, states: np.ndarray, rng: np.random.RandomState
+    ) -> np.ndarray:
+        return rng.poisson(params["lambdas"][np.asarray(states)])
+
+    def public_attributes(self, params: Params) -> dict[str, np.ndarray]:
+        return {"lambdas_": params["lambdas"]}
+
+    def params_from_public(self, attrs: dict[str, Any]) -> Params:
+        return {"lambdas": np.atleast_2d(np.asarray(attrs["lambdas_"], dtype=np.float64))}
+
+
+class MultinomialEmissions(EmissionFamily):
+    """Multinomial emissions, as hmmlearn's (0.3) ``MultinomialHMM``.
+
+    Each frame is a vector of non-negative integer counts over ``n_features``
+    symbols, (n, F) ("vector"); its total is the number of trials.
+
+    Parameters
+    ----------
+    n_features : int, optional
+    n_trials : int, optional
+        If given, every frame's counts must add up to it; needed for sampling.
+    """
+
+    name = "multinomial"
+    letters = "e"
+    _hyper = ("n_features", "n_trials")
+
+    def __init__(self, n_features: int | None = None, n_trials: int | None = None) -> None:
+        self.n_features = n_features
+        self.n_trials = n_trials
+
+    @property
+    def input_kind(self) -> str:
+        return "vector"
+
+    def param_keys(self) -> tuple[str, ...]:
+        return ("emissionprob",)
+
+    def check_frames(self, X: np.ndarray) -> None:
+        X = self.prepare(X)
+        bad = (X < 0).any(axis=1) | (np.round(X) != X).any(axis=1)
+        if bad.any():
+            raise InvalidInputError(f"{int(bad.sum())} frames are not non-negative integer counts")
+        if self.n_trials is not None:
+            bad = X.sum(axis=1) != self.n_trials
+            if bad.any():
+                raise InvalidInputError(
+                    f"{int(bad.sum())} frames do not add up to n_trials={self.n_trials} "
+                    f"(for example one adds up to {int(X.sum(axis=1)[bad][0])})"
+                )
+
+    def init_params(
+        self, params: Params, X: np.ndarray, n_components: int, init_params: str, rng: Any
+    ) -> Params:
+        params = dict(params)
+        nf = self.n_features if self.n_features is not None else self.prepare(X).shape[1]
+        if "e" in init_params or "emissionprob" not in params:
+            rs = _check_random_state(rng)
+            ep = rs.rand(n_components, nf)
+            _normalize(ep, axis=1)
+            params["emissionprob"] = ep
+        return params
+
+    def log_likelihood(self, params: Params, X: np.ndarray) -> np.ndarray:
+        X = self.prepare(X)
+        ep = params["emissionprob"]
+        n = X.sum(axis=1)
+        base = special.gammaln(n + 1) - special.gammaln(X + 1).sum(axis=1)
+        out = np.empty((X.shape[0], ep.shape[0]))
+        for c in range(ep.shape[0]):
+            out[:, c] = base + special.xlogy(X, ep[c]).sum(axis=1)
+        return out
+
+    def empty_stats(self, n_components: int, n_features: int) -> Stats:
+        return {"obs": np.zeros((n_components, n_features))}
+
+    def accumulate(
+        self, stats: Stats, params: Params, X: np.ndarray, posteriors: np.ndarray
+    ) -> None:
+        stats["obs"] += posteriors.T @ self.prepare(X)
+
+    def m_step(self, params: Params, stats: Stats, fit_params: str) -> Params:
+        params = dict(params)
+        if "e" in fit_params:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ep = stats["obs"] / stats["obs"].sum(axis=1, keepdims=True)
+            empty = ~np.isfinite(ep).all(axis=1)
+            ep[empty] = params["emissionprob"][empty]
+            params["emissionprob"] = ep
+        return params
+
+    def check_params(self, params: Params) -> None:
+        ep = np.atleast_2d(params["emissionprob"])
+        if self.n_features is not None and ep.shape[1] != self.n_features:
+            raise ValueError(
+                f"emissionprob must have shape (n_components, {self.n_features}); got {ep.shape}"
+            )
+        _check_finite("emissionprob", ep)
+        _check_sum_1("emissionprob", ep)
+
+    def n_fit_scalars(self, n_components: int, n_features: int) -> dict[str, int]:
+        out = super().n_fit_scalars(n_components, n_features)
+        out["e"] = n_components * (n_features - 1)
+        return out
+
+    def _single_n_trials(self) -> int:
+        n_trials: Any = np.unique(np.atleast_1d(self.n_trials)) if self.n_trials is not None else []
+        if len(n_trials) != 1:
+            raise ValueError("For sampling, a single n_trials must be given")
+        return int(n_trials[0])
+
+    def sample_one(self, params: Params, state: int, rng: np.random.RandomState) -> np.ndarray:
+        from scipy.stats import multinomial
+
+        return multinomial.rvs(
+            n=self._single_n_trials(), p=params["emissionprob"][state, :], random_state=rng
+        )
+
+    def sample_frames(
+        self, params: Params, states: np.ndarray, rng: np.random.RandomState
+    ) -> np.ndarray:
+        n = self._single_n_trials()
+        ep = params["emissionprob"]
+        return np.array([rng.multinomial(n, ep[k]) for k in np.asarray(states)]).reshape(
+            len(states), ep.shape[1]
+        )
+
+    def public_attributes(self, params: Params) -> dict[str, np.ndarray]:
+        return {"emissionprob_": params["emissionprob"]}
+
+    def params_from_public(self, attrs: dict[str, Any]) -> Params:
+        return {"emissionprob": np.atleast_2d(np.asarray(attrs["emissionprob_"], dtype=np.float64))}
+
+
+class GMMEmissions(EmissionFamily):
+    """Gaussian-mixture emissions, as hmmlearn's ``GMMHMM``.
+
+    Parameters
+    ----------
+    n_features : int, optional
+    n_mix : int, default 1
+        Mixture components per state.
+    covariance_type : {"spherical", "diag", "full", "tied"}, default "diag"
+        "tied": the components of one state share one full covariance.
+    min_covar : float, default 1e-3
+    weights_prior, means_prior, means_weight, covars_prior, covars_weight
+        hmmlearn's priors and defaults (``None`` covariance priors take
+        hmmlearn's type-dependent defaults). Unlike hmmlearn's GMMHMM, the
+        means prior is added once in the M-step, not into the statistics,
+        so statistics from many partitions add up correctly.
+    """
+
+    name = "gmm"
+    letters = "mcw"
+    _hyper = (
+        "n_features",
+        "n_mix",
+        "covariance_type",
+        "min_covar",
+        "weights_prior",
+        "means_prior",
+        "means_weight",
+        "covars_prior",
+        "covars_weight",
+    )
+
+    def __init__(
+        self,
+        n_features: int | None = None,
+        n_mix: int = 1,
+        covariance_type: str = "diag",
+        min_covar: float = 1e-3,
+        weights_prior: Any = 1.0,
+        means_prior: Any = 0.0,
+        means_weight: Any = 0.0,
+        covars_prior: Any = None,
+        covars_weight: Any = None,
+    ) -> None:
+        if covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(
+                f"covariance_type must be one of {COVARIANCE_TYPES}; got {covariance_type!r}"
+            )
+        self.n_features = n_features
+        self.n_mix = n_mix
+        self.covariance_type = covariance_type
+        self.min_covar = min_covar
+        self.weights_prior = weights_prior
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
+
+    @property
+    def input_kind(self) -> str:
+        return "float" if self.n_features == 1 else "vector"
+
+    def param_keys(self) -> tuple[str, ...]:
+        return ("weights", "means", "covars")
+
+    def _priors(self, nc: int, nf: int) -> dict[str, np.ndarray]:
+        """hmmlearn's ``_init_covar_priors`` + ``_fix_priors_shape``."""
+        nm = self.n_mix
+        ct = self.covariance_type
+        cp, cw = self.covars_prior, self.covars_weight
+        if ct == "full":
+            cp = 0.0 if cp is None else cp
+            cw = -(1.0 + nf + 1.0) if cw is None else cw
+        elif ct == "tied":
+            cp = 0.0 if cp is None else cp
+            cw = -(nm + nf + 1.0) if cw is None else cw
+        elif ct == "diag":
+            cp = -1.5 if cp is None else cp
+            cw = 0.0 if cw is None else cw
+        else:
+            cp = -(nm + 2.0) / 2.0 if cp is None else cp
+            cw = 0.0 if cw is None else cw
+        shapes = {
+            "full": ((nc, nm, nf, nf), (nc, nm)),
+            "tied": ((nc, nf, nf), (nc,)),
+            "diag": ((nc, nm, nf), (nc, nm, nf)),
+            "spherical": ((nc, nm), (nc, nm)),
+        }[ct]
+        return {
+            "weights_prior": np.broadcast_to(self.weights_prior, (nc, nm)).copy(),
+            "means_prior": np.broadcast_to(self.means_prior, (nc, nm, nf)).copy(),
+            "means_weight": np.broadcast_to(self.means_weight, (nc, nm)).copy(),
+            "covars_prior": np.broadcast_to(cp, shapes[0]).copy(),
+            "covars_weight": np.broadcast_to(cw, shapes[1]).copy(),
+        }
+
+    def init_params(
+        self, params: Params, X: np.ndarray, n_components: int, init_params: str, rng: Any
+    ) -> Params:
+        from sklearn import cluster
+
+        params = dict(params)
+        X = self.prepare(X)
+        nc, nf, nm = n_components, X.shape[1], self.n_mix
+
+        def compute_cv() -> np.ndarray:
+            return np.cov(X.T) + self.min_covar * np.eye(nf)
+
+        main_kmeans = cluster.KMeans(n_clusters=nc, random_state=rng, n_init=10)
+        labels = main_kmeans.fit_predict(X)
+        main_centroid = np.mean(main_kmeans.cluster_centers_, axis=0)
+        cv = None
+        means = []
+        for label in range(nc):
+            kmeans = cluster.KMeans(n_clusters=nm, random_state=rng, n_init=10)
+            X_cluster = X[np.where(labels == label)]
+            if X_cluster.shape[0] >= nm:
+                kmeans.fit(X_cluster)
+                means.append(kmeans.cluster_centers_)
+            else:
+                if cv is None:
+                    cv = compute_cv()
+                # hmmlearn draws these from numpy's global generator; we draw
+                # from random_state so that a seeded fit is reproducible
+                means.append(
+                    _check_random_state(rng).multivariate_normal(main_centroid, cov=cv, size=nm)
+                )
+        if "w" in init_params or "weights" not in params:
+            params["weights"] = np.full((nc, nm), 1 / nm)
+        if "m" in init_params or "means" not in params:
+            params["means"] = np.stack(means)
+        if "c" in init_params or "covars" not in params:
+            if cv is None:
+                cv = compute_cv()
+            if not cv.shape:
+                cv.shape = (1, 1)
+            ct = self.covariance_type
+            if ct == "tied":
+                covars = np.zeros((nc, nf, nf))
+                covars[:] = cv
+            elif ct == "full":
+                covars = np.zeros((nc, nm, nf, nf))
+                covars[:] = cv
+            elif ct == "diag":
+                covars = np.zeros((nc, nm, nf))
+                covars[:] = np.diag(cv)
+            else:
+                covars = np.zeros((nc, nm))
+                covars[:] = cv.mean()
+            params["covars"] = covars
+        return params
+
+    def _log_weighted_densities(self, params: Params, X: np.ndarray, i: int) -> np.ndarray:
+        cur_means = params["means"][i]
+        cur_covs = params["covars"][i]
+        if self.covariance_type == "spherical":
+            cur_covs = cur_covs[:, None]
+        with np.errstate(divide="ignore"):
+            log_w = np.log(params["weights"][i])
+        return _log_mvn_density(X, cur_means, cur_covs, self.covariance_type) + log_w
+
+    def log_likelihood(self, params: Params, X: np.ndarray) -> np.ndarray:
+        X = self.prepare(X)
+        nc = params["weights"].shape[0]
+        out = np.empty((X.shape[0], nc))
+        for i in range(nc):
+            with np.errstate(under="ignore"):
+                out[:, i] = special.logsumexp(self._log_weighted_densities(params, X, i), axis=1)
+        return out
+
+    def empty_stats(self, n_components: int, n_features: int) -> Stats:
+        nc, nm, nf = n_components, self.n_mix, n_features
+        c_shape = {
+            "full": (nc, nm, nf, nf),
+            "tied": (nc, nf, nf),
+            "diag": (nc, nm, nf),
+            "spherical": (nc, nm),
+        }[self.covariance_type]
+        return {
+            "post_mix_sum": np.zeros((nc, nm)),
+            "post_sum": np.zeros(nc),
+            "m_n": np.zeros((nc, nm, nf)),
+            "c_n": np.zeros(c_shape),
+        }
+
+    def accumulate(
+        self, stats: Stats, params: Params, X: np.ndarray, posteriors: np.ndarray
+    ) -> None:
+        X = self.prepare(X)
+        nc = posteriors.shape[1]
+        stats["post_sum"] += posteriors.sum(axis=0)
+        for p in range(nc):
+            log_denses = self._log_weighted_densities(params, X, p)
+            _log_normalize(log_denses, axis=-1)
+            with np.errstate(under="ignore"):
+                pcm = posteriors[:, p, None] * np.exp(log_denses)  # (n, M)
+            stats["post_mix_sum"][p] += pcm.sum(axis=0)
+            stats["m_n"][p] += pcm.T @ X
+            centered = X[:, None, :] - params["means"][p]  # (n, M, F)
+            ct = self.covariance_type
+            if ct == "full":
+                stats["c_n"][p] += np.einsum("ik,ikl,ikm->klm", pcm, centered, centered)
+            elif ct == "diag":
+                stats["c_n"][p] += np.einsum("ik,ikl->kl", pcm, centered**2)
+            elif ct == "spherical":
+                stats["c_n"][p] += np.einsum(
+                    "ik,ik->k", pcm, np.einsum("...i,...i", centered, centered)
+                )
+            else:
+                stats["c_n"][p] += np.einsum("ik,ikl,ikm->lm", pcm, centered, centered)
+
+    def m_step(self, params: Params, stats: Stats, fit_params: str) -> Params:
+        params = dict(params)
+        nc, nm = params["weights"].shape
+        nf = params["means"].shape[2]
+        pr = self._priors(nc, nf)
+        old_w, old_m, old_c = params["weights"], params["means"], params["covars"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if "w" in fit_params:
+                alphas_minus_one = pr["weights_prior"] - 1
+                w_n = stats["post_mix_sum"] + alphas_minus_one
+                w_d = (stats["post_sum"] + alphas_minus_one.sum(axis=1))[:, None]
+                w = w_n / w_d
+                bad = ~np.isfinite(w).all(axis=1)
+                w[bad] = old_w[bad]
+                params["weights"] = w
+            if "m" in fit_params:
+                lambdas, mus = pr["means_weight"], pr["means_prior"]
+                m_n = stats["m_n"] + lambdas[:, :, None] * mus  # hmmlearn's prior, added once
+                m_d = stats["post_mix_sum"] + lambdas
+                m_d[(params["weights"] == 0) & (m_n == 0).all(axis=-1)] = 1
+                m = m_n / m_d[:, :, None]
+                m = np.where(np.isfinite(m), m, old_m)
+                params["means"] = m
+            if "c" in fit_params:
+                lambdas, mus = pr["means_weight"], pr["means_prior"]
+                centered_means = params["means"] - mus
+                ct = self.covariance_type
+                if ct == "full":
+                    cmd = centered_means[..., :, None] * centered_means[..., None, :]
+                    psis_t = np.transpose(pr["covars_prior"], axes=(0, 1, 3, 2))
+                    c_n = psis_t + lambdas[:, :, None, None] * cmd + stats["c_n"]
+                    c_d = (stats["post_mix_sum"] + 1 + pr["covars_weight"] + nf + 1)[
+                        :, :, None, None
+                    ]
+                elif ct == "diag":
+                    c_n = (
+                        lambdas[:, :, None] * centered_means**2
+                        + 2 * pr["covars_weight"]
+                        + stats["c_n"]
+                    )
+                    c_d = stats["post_mix_sum"][:, :, None] + 1 + 2 * (pr["covars_prior"] + 1)
+                elif ct == "spherical":
+                    norm2 = np.einsum("...i,...i", centered_means, centered_means)
+                    c_n = lambdas * norm2 + 2 * pr["covars_weight"] + stats["c_n"]
+                    c_d = nf * (stats["post_mix_sum"] + 1) + 2 * (pr["covars_prior"] + 1)
+                else:
+                    cmd = centered_means[..., :, None] * centered_means[..., None, :]
+                    psis_t = np.transpose(pr["covars_prior"], axes=(0, 2, 1))
+                    c_n = np.einsum("ij,ijkl->ikl", lambdas, cmd) + psis_t + stats["c_n"]
+                    c_d = (stats["post_sum"] + nm + pr["covars_weight"] + nf + 1)[:, None, None]
+                c = c_n / c_d
+                c = np.where(np.isfinite(c) & (c_d != 0), c, old_c)
+                params["covars"] = c
+        return params
+
+    def check_params(self, params: Params) -> None:
+        w = np.asarray(params["weights"])
+        nc, nm = w.shape
+        if nm != self.n_mix:
+            raise ValueError(
+                f"weights must have shape (n_components, n_mix={self.n_mix}); got {w.shape}"
+            )
+        _check_sum_1("weights", w)
+        means = np.asarray(params["means"])
+        if means.ndim != 3 or means.shape[:2] != (nc, nm):
+            raise ValueError(
+                f"means must have shape (n_components, n_mix, n_features); got {means.shape}"
+            )
+        nf = means.shape[2]
+        covars = np.asarray(params["covars"])
+        needed = {
+            "spherical": (nc, nm),
+            "tied": (nc, nf, nf),
+            "diag": (nc, nm, nf),
+            "full": (nc, nm, nf, nf),
+        }[self.covariance_type]
+        if covars.shape != needed:
+            raise ValueError(
+                f"{self.covariance_type!r} mixture covars must have shape {needed}, actual shape: {covars.shape}"
+            )
+        for name, a in (("weights", w), ("means", means), ("covars", covars)):
+            _check_finite(name, a)
+        if self.covariance_type in ("spherical", "diag") and np.any(covars < 0):
+            raise ValueError(f"{self.covariance_type!r} mixture covars must be non-negative")
+        if self.covariance_type in ("full", "tied"):
+            mats = covars.reshape(-1, nf, nf)
+            for i, cv in enumerate(mats):
+                if not np.allclose(cv, cv.T) or linalg.eigvalsh(cv).min() < 0:
+                    raise ValueError(f"covariance matrix #{i} is not symmetric positive definite")
+
+    def n_fit_scalars(self, n_components: int, n_features: int) -> dict[str, int]:
+        nc, nf, nm = n_components, n_features, self.n_mix
+        out = super().n_fit_scalars(nc, nf)
+        out["m"] = nc * nm * nf
+        out["c"] = {
+            "spherical": nc * nm,
+            "diag": nc * nm * nf,
+            "full": nc * nm * nf * (nf + 1) // 2,
+            "tied": nc * nf * (nf + 1) // 2,
+        }[self.covariance_type]
+        out["w"] = nm - 1  # sic: hmmlearn counts the weights of one state
+        return out
+
+    def sample_one(self, params: Params, state: int, rng: np.random.RandomState) -> np.ndarray:
+        nc, nm = params["weights"].shape
+        nf = params["means"].shape[2]
+        i_gauss = rng.choice(nm, p=params["weights"][state])
+        if self.covariance_type == "tied":
+            covs = params["covars"]
+        else:
+            covs = _fill_covars(params["covars"][:, i_gauss], self.covariance_type, nc, nf)
+        return rng.multivariate_normal(params["means"][state, i_gauss], covs[state])
+
+    def sample_frames(
+        self, params: Params, states: np.ndarray, rng: np.random.RandomState
+    ) -> np.ndarray:
+        states = np.asarray(states)
+        X = np.empty((len(states), params["means"].shape[2]))
+        for t, k in enumerate(states):
+            X[t] = self.sample_one(params, int(k), rng)
+        return X
+
+    def public_attributes(self, params: Params) -> dict[str, np.ndarray]:
+        return {
+            "weights_": params["weights"],
+            "means_": params["means"],
+            "covars_": params["covars"],
+        }
+
+    def params_from_public(self, attrs: dict[str, Any]) -> Params:
+        return {
+            "weights": np.asarray(attrs["weights_"], dtype=np.float64),
+            "means": np.asarray(attrs["means_"], dtype=np.float64),
+            "covars": np.asarray(attrs["covars_"], dtype=np.float64),
+        }
+
+
 #: family name -> class
 FAMILIES: dict[str, type[EmissionFamily]] = {
     "categorical": CategoricalEmissions,
     "gaussian": GaussianEmissions,
+    "poisson": PoissonEmissions,
+    "multinomial": MultinomialEmissions,
+    "gmm": GMMEmissions,
 }
 
 
