@@ -90,7 +90,7 @@ def test_gaussian_priors_univariate():
     rng = np.random.RandomState(11)
     X = _gaussian_data(11, F=1)
     sp, tm = _start(rng, 2)
-    hyper = dict(means_prior=0.5, means_weight=2.0, covars_prior=0.3, covars_weight=3.0)
+    hyper = {"means_prior": 0.5, "means_weight": 2.0, "covars_prior": 0.3, "covars_weight": 3.0}
     fam = get_family("gaussian", n_features=1, covariance_type="diag", **hyper)
     params = {
         "startprob": sp,

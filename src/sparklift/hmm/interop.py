@@ -1,0 +1,199 @@
+"""Conversion between hmmlearn models and sparklift's (family, params) form.
+
+hmmlearn is optional: it is imported inside the functions, and a clear
+error says how to install it when it is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from sparklift.errors import NotFittedError
+from sparklift.hmm.emissions import FAMILIES, EmissionFamily, Params, get_family
+
+__all__ = ["from_hmmlearn", "hmmlearn_settings", "to_hmmlearn"]
+
+#: sparklift family name -> hmmlearn class name
+HMMLEARN_CLASSES = {
+    "categorical": "CategoricalHMM",
+    "gaussian": "GaussianHMM",
+    "poisson": "PoissonHMM",
+    "multinomial": "MultinomialHMM",
+    "gmm": "GMMHMM",
+}
+
+#: estimator-level settings shared by every hmmlearn HMM class
+_SETTINGS = (
+    "n_iter",
+    "tol",
+    "algorithm",
+    "implementation",
+    "params",
+    "init_params",
+    "startprob_prior",
+    "transmat_prior",
+    "random_state",
+    "verbose",
+)
+
+
+def _hmmlearn() -> Any:
+    try:
+        from hmmlearn import hmm
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "this needs hmmlearn, which is not installed; install it with "
+            "`pip install 'sparklift[hmmlearn]'` (or `pip install hmmlearn`)"
+        ) from exc
+    return hmm
+
+
+def _plain(v: Any) -> Any:
+    return v.tolist() if isinstance(v, np.ndarray) else v
+
+
+def from_hmmlearn(obj: Any) -> tuple[str, dict[str, Any], Params, int]:
+    """Family, hyperparameters and parameters of a fitted hmmlearn model.
+
+    Parameters
+    ----------
+    obj : hmmlearn.hmm.CategoricalHMM, GaussianHMM, PoissonHMM, MultinomialHMM or GMMHMM
+        With its parameters set (fitted, or assigned by hand).
+
+    Returns
+    -------
+    family_name : str
+    hyperparameters : dict
+        Keyword arguments of the family class (JSON-friendly values).
+    params : dict of ndarray
+        ``startprob``, ``transmat`` and the family's parameter keys.
+    n_components : int
+
+    Raises
+    ------
+    TypeError
+        For a class sparklift does not mirror (e.g. the variational models).
+    NotFittedError
+        If the model has no parameters yet.
+    """
+    hmm = _hmmlearn()
+    name = None
+    for fam_name, cls_name in HMMLEARN_CLASSES.items():
+        if type(obj) is getattr(hmm, cls_name):
+            name = fam_name
+    if name is None:
+        raise TypeError(
+            f"cannot convert {type(obj).__name__}: expected one of hmmlearn.hmm."
+            + ", hmmlearn.hmm.".join(HMMLEARN_CLASSES.values())
+        )
+    if not hasattr(obj, "startprob_") or not hasattr(obj, "transmat_"):
+        raise NotFittedError(
+            f"This {type(obj).__name__} has no startprob_/transmat_ yet; fit it or set its parameters first."
+        )
+    cls = FAMILIES[name]
+    hyper: dict[str, Any] = {}
+    for key in cls._hyper:
+        if key == "n_features":
+            continue
+        hyper[key] = _plain(getattr(obj, key))
+    if name == "multinomial" and hyper.get("n_trials") is not None:
+        # after fit hmmlearn may hold one count per training frame; keep it only if single
+        trials = np.unique(np.atleast_1d(hyper["n_trials"]))
+        hyper["n_trials"] = int(trials[0]) if trials.size == 1 else None
+    params: Params = {
+        "startprob": np.array(obj.startprob_, dtype=np.float64),
+        "transmat": np.array(obj.transmat_, dtype=np.float64),
+    }
+    if name in ("categorical", "multinomial"):
+        params["emissionprob"] = np.atleast_2d(np.array(obj.emissionprob_, dtype=np.float64))
+        n_features = params["emissionprob"].shape[1]
+    elif name == "poisson":
+        params["lambdas"] = np.atleast_2d(np.array(obj.lambdas_, dtype=np.float64))
+        n_features = params["lambdas"].shape[1]
+    elif name == "gaussian":
+        params["means"] = np.array(obj.means_, dtype=np.float64)
+        cv = np.array(obj._covars_, dtype=np.float64)
+        if obj.covariance_type == "spherical" and cv.ndim == 2:
+            cv = cv.mean(axis=1)  # hmmlearn keeps spherical variances tiled to (K, F)
+        params["covars"] = cv
+        n_features = params["means"].shape[1]
+    else:
+        params["weights"] = np.array(obj.weights_, dtype=np.float64)
+        params["means"] = np.array(obj.means_, dtype=np.float64)
+        params["covars"] = np.array(obj.covars_, dtype=np.float64)
+        n_features = params["means"].shape[2]
+    hyper["n_features"] = int(n_features)
+    n_components = int(params["startprob"].shape[0])
+    return name, hyper, params, n_components
+
+
+def hmmlearn_settings(obj: Any) -> dict[str, Any]:
+    """The estimator settings of an hmmlearn model (``n_iter``, ``tol``, priors...)."""
+    return {k: _plain(getattr(obj, k)) for k in _SETTINGS if hasattr(obj, k)}
+
+
+def to_hmmlearn(
+    family_name: str,
+    hyper: dict[str, Any],
+    params: Params,
+    n_components: int,
+    **hmmlearn_kwargs: Any,
+) -> Any:
+    """An hmmlearn model with exactly these parameters.
+
+    Parameters
+    ----------
+    family_name : str
+        A key of :data:`sparklift.hmm.emissions.FAMILIES`.
+    hyper : dict
+        The family's hyperparameters.
+    params : dict of ndarray
+    n_components : int
+    **hmmlearn_kwargs
+        Other constructor arguments (``n_iter``, ``tol``, ``algorithm``,
+        ``implementation``, ``random_state``...). ``init_params`` defaults
+        to ``""`` so that a later ``fit`` starts from these parameters.
+
+    Returns
+    -------
+    hmmlearn model
+    """
+    hmm = _hmmlearn()
+    family: EmissionFamily = get_family(family_name, **hyper)
+    cls = getattr(hmm, HMMLEARN_CLASSES[family_name])
+    kwargs = {k: v for k, v in hyper.items() if k != "n_features" or family_name == "categorical"}
+    kwargs.setdefault("init_params", "")
+    kwargs.update(hmmlearn_kwargs)
+    if family_name == "multinomial":
+        # hmmlearn logs a long notice about its 0.3 API change on every construction
+        hmm_log = logging.getLogger("hmmlearn.hmm")
+        level = hmm_log.level
+        hmm_log.setLevel(logging.ERROR)
+        try:
+            obj = cls(n_components=n_components, **kwargs)
+        finally:
+            hmm_log.setLevel(level)
+    else:
+        obj = cls(n_components=n_components, **kwargs)
+    obj.startprob_ = np.array(params["startprob"], dtype=np.float64)
+    obj.transmat_ = np.array(params["transmat"], dtype=np.float64)
+    if family_name in ("categorical", "multinomial"):
+        obj.emissionprob_ = np.array(params["emissionprob"], dtype=np.float64)
+        obj.n_features = int(params["emissionprob"].shape[1])
+    elif family_name == "poisson":
+        obj.lambdas_ = np.array(params["lambdas"], dtype=np.float64)
+        obj.n_features = int(params["lambdas"].shape[1])
+    elif family_name == "gaussian":
+        obj.means_ = np.array(params["means"], dtype=np.float64)
+        obj.n_features = int(params["means"].shape[1])
+        obj.covars_ = np.array(params["covars"], dtype=np.float64)
+    else:
+        obj.weights_ = np.array(params["weights"], dtype=np.float64)
+        obj.means_ = np.array(params["means"], dtype=np.float64)
+        obj.covars_ = np.array(params["covars"], dtype=np.float64)
+        obj.n_features = int(params["means"].shape[2])
+    del family  # validated the hyperparameters
+    return obj
