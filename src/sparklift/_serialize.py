@@ -1,0 +1,269 @@
+"""Serialising users' fitted models: safe by default, pickle only when asked.
+
+Two different needs, two different tools:
+
+* **What we persist** (a saved :class:`~sparklift.grouped.GroupedModel`, a
+  saved :class:`~sparklift.inference.ModelTransformer`, the model file of
+  ``sparklift predict``) goes through :func:`dumps` / :func:`loads`: a small
+  self-describing envelope (magic bytes, a JSON header with the format version
+  and the serializer, then the payload). The default serializer is skops,
+  whose loader only instantiates types it has been told to trust, so loading a
+  file from somewhere else cannot run arbitrary code. ``serializer="pickle"``
+  is an explicit opt-in, and loading a pickle payload needs
+  ``allow_pickle=True`` again at load time.
+* **What we only ship to our own Python workers** inside a Spark job (the model
+  a scoring task applies) is cloudpickled, exactly as Spark ships any closure:
+  :func:`transport_dumps`. Those bytes never touch a disk.
+
+Which types skops may instantiate is computed, never waved through: the types
+skops reports as untrusted are accepted only when they come from a short list
+of packages (:data:`TRUSTED_MODULE_PREFIXES`: scikit-learn, NumPy, SciPy) or
+are named by the caller in ``trusted``; anything else is refused with the list
+of offending types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+from sparklift.errors import InvalidInputError, ModelFormatError
+
+#: Version of the envelope written by :func:`dumps`.
+FORMAT_VERSION = 1
+#: Serializers :func:`dumps` accepts.
+SERIALIZERS = ("skops", "pickle")
+#: Packages whose types skops may instantiate without being named by the caller.
+TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+
+_MAGIC = b"SPARKLIFT-MODEL\x00"
+_HEADER_LEN = struct.Struct(">I")
+
+
+def _check_serializer(serializer: str) -> str:
+    if serializer not in SERIALIZERS:
+        raise InvalidInputError(
+            f"serializer must be one of {list(SERIALIZERS)}; got {serializer!r}"
+        )
+    return serializer
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {}
+    for name in ("sklearn", "skops", "numpy"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:  # pragma: no cover - sklearn/numpy are dependencies
+            continue
+    return versions
+
+
+def dumps(obj: Any, serializer: str = "skops") -> bytes:
+    """Serialise a fitted model for storage.
+
+    Parameters
+    ----------
+    obj : object
+        A fitted model (a scikit-learn estimator or pipeline, or any object
+        skops can represent).
+    serializer : {"skops", "pickle"}, default "skops"
+        ``"pickle"`` is an explicit opt-in for objects skops cannot store;
+        loading it later requires ``allow_pickle=True``.
+
+    Returns
+    -------
+    bytes
+        The envelope: magic bytes, a JSON header (format version, serializer,
+        library versions) and the payload.
+
+    Raises
+    ------
+    InvalidInputError
+        When the serializer is unknown, or skops cannot represent the object
+        (the message suggests ``serializer="pickle"``).
+    """
+    _check_serializer(serializer)
+    if serializer == "skops":
+        import skops.io as sio
+
+        try:
+            payload = sio.dumps(obj)
+        except Exception as exc:
+            raise InvalidInputError(
+                f"skops cannot serialise {type(obj).__name__} ({type(exc).__name__}: {exc}); "
+                "pass serializer='pickle' to store it with pickle (only load such files "
+                "from sources you trust)"
+            ) from None
+    else:
+        import pickle
+
+        payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    header = json.dumps(
+        {
+            "format_version": FORMAT_VERSION,
+            "serializer": serializer,
+            "type": f"{type(obj).__module__}.{type(obj).__qualname__}",
+            "versions": _library_versions(),
+        },
+        separators=(",", ":"),
+    ).encode()
+    return _MAGIC + _HEADER_LEN.pack(len(header)) + header + payload
+
+
+def read_header(data: bytes) -> tuple[dict[str, Any], memoryview]:
+    """The JSON header and the payload of an envelope written by :func:`dumps`.
+
+    Raises
+    ------
+    ModelFormatError
+        When ``data`` is not such an envelope, is truncated, or comes from a
+        newer format version.
+    """
+    view = memoryview(data)
+    start = len(_MAGIC) + _HEADER_LEN.size
+    if len(view) < start or bytes(view[: len(_MAGIC)]) != _MAGIC:
+        raise ModelFormatError(
+            "not a sparklift model: the data does not start with sparklift's model header "
+            "(write models with sparklift._serialize.dumps or sparklift.inference.save_model)"
+        )
+    (length,) = _HEADER_LEN.unpack(view[len(_MAGIC) : start])
+    try:
+        header = json.loads(bytes(view[start : start + length]))
+    except ValueError:
+        raise ModelFormatError("damaged sparklift model: its header is not valid JSON") from None
+    version = header.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFormatError(
+            f"sparklift model format version {version!r} is not supported by this version "
+            f"of sparklift (it reads version {FORMAT_VERSION})"
+        )
+    _check_serializer_in_file(header.get("serializer"))
+    return header, view[start + length :]
+
+
+def _check_serializer_in_file(serializer: object) -> None:
+    if serializer not in SERIALIZERS:
+        raise ModelFormatError(f"damaged sparklift model: unknown serializer {serializer!r}")
+
+
+def untrusted_types(data: bytes, trusted: Iterable[str] = ()) -> list[str]:
+    """Types in a skops envelope that neither skops, our allow-list nor ``trusted`` accept.
+
+    Parameters
+    ----------
+    data : bytes
+        An envelope written by :func:`dumps` with ``serializer="skops"``.
+    trusted : iterable of str
+        Fully qualified type names the caller vouches for.
+
+    Returns
+    -------
+    list of str
+        Empty when the payload may be loaded.
+    """
+    import skops.io as sio
+
+    _, payload = read_header(data)
+    extra = set(trusted)
+    try:
+        reported = sio.get_untrusted_types(data=bytes(payload))
+    except Exception as exc:
+        raise ModelFormatError(f"damaged sparklift model: skops cannot read it ({exc})") from None
+    return [
+        name
+        for name in reported
+        if name not in extra and not name.startswith(TRUSTED_MODULE_PREFIXES)
+    ]
+
+
+def loads(data: bytes, *, trusted: Iterable[str] = (), allow_pickle: bool = False) -> Any:
+    """Load a model written by :func:`dumps`.
+
+    Parameters
+    ----------
+    data : bytes
+        The envelope.
+    trusted : iterable of str, optional
+        Extra fully qualified type names skops may instantiate (types from
+        scikit-learn, NumPy and SciPy are accepted without being named).
+    allow_pickle : bool, default False
+        Must be True to load a payload written with ``serializer="pickle"``:
+        unpickling runs arbitrary code, so only do it for files you trust.
+
+    Returns
+    -------
+    object
+        The model.
+
+    Raises
+    ------
+    ModelFormatError
+        Damaged data, an unknown format version, a pickle payload without
+        ``allow_pickle=True``, or types nobody vouched for.
+    """
+    header, payload = read_header(data)
+    if header["serializer"] == "pickle":
+        if not allow_pickle:
+            raise ModelFormatError(
+                "this model was stored with pickle, which can run arbitrary code when loaded; "
+                "pass allow_pickle=True (or --allow-pickle) only if you trust its source"
+            )
+        import pickle
+
+        try:
+            return pickle.loads(payload)
+        except Exception as exc:
+            raise ModelFormatError(f"damaged pickled model ({type(exc).__name__}: {exc})") from None
+    import skops.io as sio
+
+    trusted = list(trusted)
+    refused = untrusted_types(data, trusted)
+    if refused:
+        raise ModelFormatError(
+            f"the model contains types that are not trusted: {refused}; if you trust this "
+            "file, pass them as trusted=[...] (or --trust on the command line)"
+        )
+    raw = bytes(payload)
+    try:
+        return sio.loads(raw, trusted=sio.get_untrusted_types(data=raw))
+    except Exception as exc:
+        raise ModelFormatError(f"damaged sparklift model ({type(exc).__name__}: {exc})") from None
+
+
+def save(obj: Any, path: str, serializer: str = "skops") -> None:
+    """Write :func:`dumps` of ``obj`` to a local file."""
+    data = dumps(obj, serializer)
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def load(path: str, *, trusted: Iterable[str] = (), allow_pickle: bool = False) -> Any:
+    """Read a local file written by :func:`save` (see :func:`loads`)."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return loads(data, trusted=trusted, allow_pickle=allow_pickle)
+
+
+def transport_dumps(obj: Any) -> tuple[bytes, str]:
+    """Bytes to ship an object to this job's Python workers, and their hash.
+
+    cloudpickle (as Spark ships closures), so models whose classes live in a
+    notebook or ``__main__`` travel too. Never written to disk.
+    """
+    from pyspark import cloudpickle
+
+    buffer = io.BytesIO()
+    cloudpickle.dump(obj, buffer)
+    data = buffer.getvalue()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def transport_loads(data: bytes) -> Any:
+    """Inverse of :func:`transport_dumps` (runs on our own workers)."""
+    import pickle
+
+    return pickle.loads(data)

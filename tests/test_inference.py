@@ -1,0 +1,277 @@
+"""sparklift.inference: scoring must equal the model's own output on the same rows."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sparklift._spark import translate_errors
+from sparklift.errors import (
+    InvalidColumnTypeError,
+    InvalidInputError,
+    ModelFormatError,
+    NotFittedError,
+)
+from sparklift.inference import (
+    ModelTransformer,
+    NullFeaturesWarning,
+    load_model,
+    predict,
+    save_model,
+)
+
+N_ROWS = 300
+N_FEATURES = 4
+COLS = [f"x{i}" for i in range(N_FEATURES)]
+
+
+def make_data(seed: int = 0, n: int = N_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, N_FEATURES))
+    y = (X @ np.array([1.0, -2.0, 0.5, 0.0]) + rng.normal(scale=0.5, size=n) > 0).astype(int)
+    return X, y
+
+
+def frame(spark, X: np.ndarray, extra: dict | None = None):
+    pdf = pd.DataFrame(X, columns=COLS)
+    pdf.insert(0, "id", np.arange(len(X)))
+    for name, values in (extra or {}).items():
+        pdf[name] = values
+    # Several partitions, so batches and tasks are really exercised.
+    return spark.createDataFrame(pdf).repartition(3)
+
+
+def scored_pandas(df) -> pd.DataFrame:
+    with translate_errors():
+        return df.orderBy("id").toPandas()
+
+
+def run(df) -> None:
+    """An action that fails with the sparklift error (toPandas would also warn)."""
+    with translate_errors():
+        df.write.format("noop").mode("overwrite").save()
+
+
+class ThresholdModel:
+    """A model that is not scikit-learn: only ``predict``, string labels."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def predict(self, X):
+        return np.where(np.asarray(X)[:, 0] > self.threshold, "high", "low")
+
+
+@pytest.mark.smoke
+def test_several_methods_struct_equals_sklearn(spark):
+    X, y = make_data()
+    model = LogisticRegression().fit(X, y)
+    df = frame(spark, X)
+    out = predict(
+        df, model, input_cols=COLS, method=["predict", "predict_proba", "decision_function"]
+    )
+    fields = {f.name: f.dataType.simpleString() for f in out.schema["prediction"].dataType.fields}
+    assert fields == {
+        "predict": "bigint",
+        "predict_proba": "array<double>",
+        "decision_function": "double",
+    }
+    got = scored_pandas(out.select("id", "prediction.*"))
+    np.testing.assert_array_equal(got["predict"].to_numpy(), model.predict(X))
+    np.testing.assert_array_equal(np.stack(got["predict_proba"]), model.predict_proba(X))
+    np.testing.assert_array_equal(got["decision_function"].to_numpy(), model.decision_function(X))
+    # the other columns pass through unchanged
+    np.testing.assert_array_equal(scored_pandas(out)[COLS].to_numpy(), X)
+
+
+def test_vector_and_array_feature_columns(spark):
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.sql import functions as F
+
+    X, _ = make_data(1)
+    target = X @ np.array([0.3, 1.0, -1.0, 2.0]) + 0.1
+    model = LinearRegression().fit(X, target)
+    df = VectorAssembler(inputCols=COLS, outputCol="features").transform(frame(spark, X))
+    out = predict(df, model, features_col="features")
+    assert out.schema["prediction"].dataType.simpleString() == "double"
+    assert out.columns == [*df.columns, "prediction"]
+    np.testing.assert_array_equal(scored_pandas(out)["prediction"], model.predict(X))
+
+    arrays = frame(spark, X).select("id", F.array(*COLS).alias("xs"))
+    got = scored_pandas(predict(arrays, model, features_col="xs", output_col="yhat"))
+    np.testing.assert_array_equal(got["yhat"], model.predict(X))
+
+
+def test_transform_and_score_samples_and_pipeline(spark):
+    X, y = make_data(2)
+    df = frame(spark, X)
+    pca = PCA(n_components=2).fit(X)
+    got = scored_pandas(predict(df, pca, input_cols=COLS, method="transform"))
+    np.testing.assert_array_equal(np.stack(got["prediction"]), pca.transform(X))
+
+    gmm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    got = scored_pandas(predict(df, gmm, input_cols=COLS, method="score_samples"))
+    np.testing.assert_array_equal(got["prediction"], gmm.score_samples(X))
+
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=0.5)).fit(X, y)
+    got = scored_pandas(predict(df, pipe, input_cols=COLS, method="predict_proba"))
+    np.testing.assert_array_equal(np.stack(got["prediction"]), pipe.predict_proba(X))
+
+
+def test_label_types_follow_the_model(spark):
+    X, y = make_data(3)
+    df = frame(spark, X)
+    labels = np.array(["no", "yes"])[y]
+    clf = LogisticRegression().fit(X, labels)
+    out = predict(df, clf, input_cols=COLS)
+    assert out.schema["prediction"].dataType.simpleString() == "string"
+    np.testing.assert_array_equal(scored_pandas(out)["prediction"], clf.predict(X))
+
+    custom = ThresholdModel(0.2)
+    out = predict(df, custom, input_cols=COLS)
+    np.testing.assert_array_equal(scored_pandas(out)["prediction"], custom.predict(X))
+
+
+def test_model_fitted_on_named_columns_is_scored_by_name(spark):
+    X, y = make_data(4)
+    model = LogisticRegression().fit(pd.DataFrame(X, columns=COLS), y)
+    df = frame(spark, X)
+    # input_cols omitted: the model's feature_names_in_ are used
+    got = scored_pandas(predict(df, model))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "feature names" warning in the reference either
+        expected = model.predict(pd.DataFrame(X, columns=COLS))
+    np.testing.assert_array_equal(got["prediction"], expected)
+    # given in another order, columns are matched by name
+    got = scored_pandas(predict(df, model, input_cols=COLS[::-1]))
+    np.testing.assert_array_equal(got["prediction"], expected)
+
+
+def test_errors_before_any_job(spark):
+    X, y = make_data(5, n=20)
+    df = frame(spark, X, {"name": ["a"] * 20})
+    model = LinearRegression().fit(X, y)
+    with pytest.raises(InvalidInputError, match=r"LinearRegression has no method 'predict_proba'"):
+        predict(df, model, input_cols=COLS, method="predict_proba")
+    with pytest.raises(NotFittedError, match="not fitted"):
+        predict(df, LogisticRegression(), input_cols=COLS)
+    with pytest.raises(InvalidColumnTypeError, match=r"'name' has type string"):
+        predict(df, model, input_cols=[*COLS[:3], "name"])
+    with pytest.raises(InvalidInputError, match=r"\['nope'\] not in the DataFrame"):
+        predict(df, model, input_cols=[*COLS[:3], "nope"])
+    with pytest.raises(InvalidInputError, match="already a column"):
+        predict(df, model, input_cols=COLS, output_col="x0")
+    with pytest.raises(InvalidInputError, match="either input_cols or features_col"):
+        predict(df, model, input_cols=COLS, features_col="x0")
+    with pytest.raises(InvalidInputError, match="on_null"):
+        predict(df, model, input_cols=COLS, on_null="skip")
+    with pytest.raises(InvalidInputError, match="failed on a sample row"):
+        predict(df, model, input_cols=COLS[:3])  # wrong number of features
+
+
+def test_null_features_error_or_null(spark):
+    X, y = make_data(6, n=60)
+    model = LogisticRegression().fit(X, y)
+    x2 = X[:, 2].copy().astype(object)
+    bad = [5, 17, 40]
+    x2[bad] = None
+    pdf = pd.DataFrame(X, columns=COLS)
+    pdf["x2"] = pd.array(x2, dtype="Float64")
+    pdf.insert(0, "id", np.arange(len(X)))
+    df = spark.createDataFrame(pdf).coalesce(1)
+
+    with pytest.raises(InvalidInputError, match=r"'x2' has null values in 3 rows .*id=5"):
+        run(predict(df, model, input_cols=COLS))
+
+    with pytest.warns(NullFeaturesWarning, match="3 rows have a null feature") as record:
+        out = predict(
+            df, model, input_cols=COLS, on_null="null", method=["predict", "predict_proba"]
+        )
+    assert record[0].message.count == 3
+    got = scored_pandas(out)
+    is_null = got["prediction"].isna().to_numpy()
+    np.testing.assert_array_equal(np.flatnonzero(is_null), bad)
+    ok = ~is_null
+    np.testing.assert_array_equal(
+        [p["predict"] for p in got["prediction"][ok]], model.predict(X[ok])
+    )
+
+
+def test_wrong_array_length_and_failing_model(spark):
+    from pyspark.sql import functions as F
+
+    X, y = make_data(7, n=30)
+    model = LogisticRegression().fit(X, y)
+    df = frame(spark, X).select(
+        "id",
+        F.when(F.col("id") == 7, F.array("x0", "x1")).otherwise(F.array(*COLS)).alias("xs"),
+    )
+    with pytest.raises(InvalidInputError, match=r"'xs' must hold 4 values.*1 rows.*id=7.* has 2"):
+        run(predict(df, model, features_col="xs"))
+
+    inf = frame(spark, X).withColumn(
+        "x1", F.when(F.col("id") == 3, F.lit(float("nan"))).otherwise(F.col("x1"))
+    )
+    with pytest.raises(
+        InvalidInputError, match=r"LogisticRegression.predict failed on a batch.*NaN"
+    ):
+        run(predict(inf, model, input_cols=COLS))
+
+
+@pytest.mark.smoke
+def test_transformer_in_pipeline_save_and_load(spark, tmp_path):
+    from pyspark.ml import Pipeline, PipelineModel
+    from pyspark.ml.feature import VectorAssembler
+
+    X, y = make_data(8)
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    df = frame(spark, X)
+    stage = ModelTransformer(
+        model=model, featuresCol="features", method=["predict", "predict_proba"]
+    )
+    pipeline = Pipeline(stages=[VectorAssembler(inputCols=COLS, outputCol="features"), stage])
+    fitted = pipeline.fit(df)
+    path = str(tmp_path / "pipeline")
+    fitted.write().save(path)
+    loaded = PipelineModel.load(path)
+    assert isinstance(loaded.stages[1], ModelTransformer)
+    assert loaded.stages[1].getOrDefault("method") == ["predict", "predict_proba"]
+    got = scored_pandas(loaded.transform(df).select("id", "prediction.*"))
+    np.testing.assert_array_equal(got["predict"], model.predict(X))
+    np.testing.assert_array_equal(np.stack(got["predict_proba"]), model.predict_proba(X))
+
+
+def test_transformer_overwrite_and_pickle_opt_in(spark, tmp_path):
+    X, y = make_data(9, n=50)
+    model = ThresholdModel(0.0)
+    stage = ModelTransformer(model=model, inputCols=COLS, serializer="pickle")
+    path = str(tmp_path / "stage")
+    stage.write().save(path)
+    stage.write().overwrite().save(path)
+    with pytest.raises(ModelFormatError, match="allow_pickle"):
+        ModelTransformer.load(path)
+    loaded = ModelTransformer.read().trust(allow_pickle=True).load(path)
+    got = scored_pandas(loaded.transform(frame(spark, X)))
+    np.testing.assert_array_equal(got["prediction"], model.predict(X))
+    with pytest.raises(NotFittedError):
+        ModelTransformer(inputCols=COLS).transform(frame(spark, X))
+
+
+def test_save_model_round_trip(tmp_path):
+    X, y = make_data(10, n=50)
+    model = LogisticRegression().fit(X, y)
+    path = str(tmp_path / "m.skops")
+    save_model(model, path)
+    np.testing.assert_array_equal(load_model(path).predict_proba(X), model.predict_proba(X))
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelFormatError, match="not a sparklift model"):
+        load_model(str(bad))
