@@ -45,7 +45,7 @@ def _assert_same_model(a, b, rtol=1e-10):
 
 @pytest.mark.smoke
 def test_interrupted_fit_resumes_from_checkpoint(data, tmp_path, monkeypatch):
-    settings = dict(n_components=3, tol=0.0, random_state=1, num_partitions=2)
+    settings = {"n_components": 3, "tol": 0.0, "random_state": 1, "num_partitions": 2}
     uninterrupted = CategoricalHMM(n_iter=5, **settings).fit(data)
 
     checkpoint_dir = str(tmp_path / "ckpt")
@@ -63,7 +63,13 @@ def test_interrupted_fit_resumes_from_checkpoint(data, tmp_path, monkeypatch):
 
 
 def test_finished_checkpoint_is_returned_without_iterating(data, tmp_path, monkeypatch):
-    settings = dict(n_components=2, n_iter=2, tol=0.0, random_state=0, checkpoint_dir=str(tmp_path))
+    settings = {
+        "n_components": 2,
+        "n_iter": 2,
+        "tol": 0.0,
+        "random_state": 0,
+        "checkpoint_dir": str(tmp_path),
+    }
     first = CategoricalHMM(**settings).fit(data)
     calls = []
     real = em.expected_statistics
@@ -101,17 +107,17 @@ class FlakyCategorical(CategoricalEmissions):
 
 @pytest.mark.smoke
 def test_task_failing_once_is_retried_with_identical_parameters(data, tmp_path):
-    X, lengths = _categorical_data()
+    X, _lengths = _categorical_data()
     start = core.init_params(CategoricalEmissions(n_features=4), 3, X, "ste", 0)
     cached = data.select("sequence").cache()
-    settings = dict(
-        n_iter=2,
-        tol=0.0,
-        implementation="log",
-        fit_params="ste",
-        startprob_prior=1.0,
-        transmat_prior=1.0,
-    )
+    settings = {
+        "n_iter": 2,
+        "tol": 0.0,
+        "implementation": "log",
+        "fit_params": "ste",
+        "startprob_prior": 1.0,
+        "transmat_prior": 1.0,
+    }
     try:
         clean, _ = em.run_em(
             cached, "sequence", "int", CategoricalEmissions(n_features=4), start, **settings
@@ -127,7 +133,7 @@ def test_task_failing_once_is_retried_with_identical_parameters(data, tmp_path):
 
 
 def test_n_init_keeps_the_best_restart(data):
-    settings = dict(n_components=3, n_iter=2, tol=0.0, num_partitions=2)
+    settings = {"n_components": 3, "n_iter": 2, "tol": 0.0, "num_partitions": 2}
     best = CategoricalHMM(n_init=2, random_state=5, **settings).fit(data)
     singles = [
         CategoricalHMM(random_state=seed, **settings).fit(data) for seed in _restart_seeds(5, 2)
