@@ -66,16 +66,21 @@ def _logsumexp(v: Any) -> float:  # pragma: no cover - compiled
     return np.log(acc) + m
 
 
-@njit(cache=True, nogil=True)
-def _seq_scaling(
-    sp, A, fp, fwd, bwd, scale, gamma, trans_sum, want_trans
-):  # pragma: no cover - compiled
+# Only reassociation/contraction (lets LLVM vectorise the small dot products);
+# no assumptions about NaN or infinities. Results move by rounding only.
+_FASTMATH = {"reassoc", "contract", "arcp"}
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _seq_scaling(sp, A, fp, fwd, bwd, scale, gamma, M, tmp, accv):  # pragma: no cover - compiled
     """Scaled forward-backward on one sequence of frame probabilities ``fp``.
 
-    Writes posteriors into ``gamma`` and adds expected transitions into
-    ``trans_sum``. Returns the log-likelihood (without any frame shift), or
-    NaN when the scaled recursion underflows (caller falls back to log space;
-    nothing has been added to ``trans_sum`` then).
+    Writes posteriors into ``gamma`` and adds ``sum_t outer(fwd[t], fp[t+1] * bwd[t+1])``
+    into ``M``; the expected transitions are ``transmat * M`` (taken once per
+    batch by the caller). Returns the log-likelihood of the (shifted) frames,
+    or NaN when the recursion underflows (hmmlearn's "forward pass failed
+    with underflow"); nothing has been added to ``M`` then and the caller
+    redoes the sequence in log space.
     """
     T, K = fp.shape
     s = 0.0
@@ -89,54 +94,59 @@ def _seq_scaling(
     scale[0] = c
     for i in range(K):
         fwd[0, i] *= c
+    logprob = 0.0
+    prod = s  # product of the normalisers, logged only when it gets large or small
     for t in range(1, T):
         for j in range(K):
-            fwd[t, j] = 0.0
+            accv[j] = 0.0
         for i in range(K):
             a = fwd[t - 1, i]
             for j in range(K):
-                fwd[t, j] += a * A[i, j]
+                accv[j] += a * A[i, j]
         s = 0.0
         for j in range(K):
-            v = fwd[t, j] * fp[t, j]
-            fwd[t, j] = v
+            v = accv[j] * fp[t, j]
+            accv[j] = v
             s += v
         if s < _MIN_SUM:
             return np.nan
         c = 1.0 / s
         scale[t] = c
         for j in range(K):
-            fwd[t, j] *= c
-    logprob = 0.0
-    for t in range(T):
-        logprob -= np.log(scale[t])
-    # backward pass fused with the expected transitions and posteriors
-    tmp = np.empty(K)
+            fwd[t, j] = accv[j] * c
+        prod *= s
+        if prod < 1e-150 or prod > 1e150:
+            logprob += np.log(prod)
+            prod = 1.0
+    logprob += np.log(prod)
+    # backward pass fused with the expected transitions and the posteriors
     for i in range(K):
         bwd[T - 1, i] = scale[T - 1]
+    ssum = 0.0
+    for i in range(K):
+        v = fwd[T - 1, i] * bwd[T - 1, i]
+        gamma[T - 1, i] = v
+        ssum += v
+    inv = 1.0 / ssum
+    for i in range(K):
+        gamma[T - 1, i] *= inv
     for t in range(T - 2, -1, -1):
         for j in range(K):
             tmp[j] = fp[t + 1, j] * bwd[t + 1, j]
+        ssum = 0.0
         for i in range(K):
             f = fwd[t, i]
             acc = 0.0
-            if want_trans:
-                for j in range(K):
-                    v = A[i, j] * tmp[j]
-                    acc += v
-                    trans_sum[i, j] += f * v
-            else:
-                for j in range(K):
-                    acc += A[i, j] * tmp[j]
-            bwd[t, i] = acc * scale[t]
-    for t in range(T):
-        s = 0.0
-        for i in range(K):
-            v = fwd[t, i] * bwd[t, i]
+            for j in range(K):
+                acc += A[i, j] * tmp[j]
+                M[i, j] += f * tmp[j]
+            b = acc * scale[t]
+            bwd[t, i] = b
+            v = f * b
             gamma[t, i] = v
-            s += v
-        if s != 0.0:
-            inv = 1.0 / s
+            ssum += v
+        if ssum != 0.0:
+            inv = 1.0 / ssum
             for i in range(K):
                 gamma[t, i] *= inv
     return logprob
@@ -209,14 +219,21 @@ def _seq_log(lsp, A, lA, lf, fwd, bwd, gamma, trans_sum, want_trans):  # pragma:
                 bwd[t, i] = _logsumexp(buf)
         if want_trans:
             # xi[t, i, j] = exp(fwd[t, i] + log A[i, j] + v[j] - logprob)
+            #             = exp(fwd[t, i] - logprob + m) * A[i, j] * e[j]: K exps, not K * K
             for i in range(K):
                 lfi = fwd[t, i] - logprob
                 if np.isinf(lfi):
                     continue
-                for j in range(K):
-                    x = lfi + lA[i, j] + v[j]
-                    if x > -745.0:
-                        trans_sum[i, j] += np.exp(x)
+                x = lfi + m
+                if x < 700.0:
+                    ef = np.exp(x)
+                    for j in range(K):
+                        trans_sum[i, j] += ef * A[i, j] * e[j]
+                else:  # exp would overflow: the exact per-pair form
+                    for j in range(K):
+                        x = lfi + lA[i, j] + v[j]
+                        if x > -745.0:
+                            trans_sum[i, j] += np.exp(x)
     for t in range(T):
         m = _NEG_INF
         for i in range(K):
@@ -305,6 +322,9 @@ def _forward_backward_batch(
     scale = np.empty(max_len)
     fp = np.empty((max_len, K))
     shift = np.empty(max_len)
+    M = np.zeros((K, K))
+    tmp = np.empty(K)
+    accv = np.empty(K)
     lsp = np.log(sp)
     lA = np.log(A)
     for s in range(n_seq):
@@ -319,7 +339,7 @@ def _forward_backward_batch(
         lp = np.nan
         if not use_log:
             total = _shifted_frameprob(lfs, fp[:T], shift[:T])
-            lp = _seq_scaling(sp, A, fp[:T], fwd[:T], bwd[:T], scale[:T], gamma, trans_sum, True)
+            lp = _seq_scaling(sp, A, fp[:T], fwd[:T], bwd[:T], scale[:T], gamma, M, tmp, accv)
             if not np.isnan(lp):
                 lp += total
         if np.isnan(lp):
@@ -328,6 +348,9 @@ def _forward_backward_batch(
         if not np.isinf(lp):
             for k in range(K):
                 start_sum[k] += gamma[0, k]
+    for i in range(K):
+        for j in range(K):
+            trans_sum[i, j] += A[i, j] * M[i, j]
 
 
 @njit(cache=True, nogil=True)
@@ -400,7 +423,7 @@ def _viterbi_batch(lsp, lA, lf, offsets, logprob, states):  # pragma: no cover -
             states[a + t] = prev
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _categorical_estep_batch(
     sp, A, B, symbols, offsets, use_log, want_trans, want_obs, start_sum, trans_sum, obs_t, logprob
 ):  # pragma: no cover - compiled
@@ -422,6 +445,9 @@ def _categorical_estep_batch(
     scale = np.empty(max_len)
     fp = np.empty((max_len, K))
     gamma = np.empty((max_len, K))
+    M = np.zeros((K, K))
+    tmp = np.empty(K)
+    accv = np.empty(K)
     lsp = np.log(sp)
     lA = np.log(A)
     lB = np.log(B)
@@ -438,9 +464,7 @@ def _categorical_estep_batch(
                 row = symbols[a + t]
                 for k in range(K):
                     fp[t, k] = B[row, k]
-            lp = _seq_scaling(
-                sp, A, fp[:T], fwd[:T], bwd[:T], scale[:T], gamma[:T], trans_sum, want_trans
-            )
+            lp = _seq_scaling(sp, A, fp[:T], fwd[:T], bwd[:T], scale[:T], gamma[:T], M, tmp, accv)
         if np.isnan(lp):
             for t in range(T):
                 row = symbols[a + t]
@@ -457,6 +481,10 @@ def _categorical_estep_batch(
                 row = symbols[a + t]
                 for k in range(K):
                     obs_t[row, k] += gamma[t, k]
+    if want_trans:
+        for i in range(K):
+            for j in range(K):
+                trans_sum[i, j] += A[i, j] * M[i, j]
 
 
 # --------------------------------------------------------------------------
