@@ -94,8 +94,14 @@ def _seq_scaling(sp, A, fp, fwd, bwd, scale, gamma, M, tmp, accv):  # pragma: no
     scale[0] = c
     for i in range(K):
         fwd[0, i] *= c
+    # the log of the product of the normalisers, taking few logs: prod stays
+    # within [1e-150, 1e150] and a factor outside [1e-100, 1e100] is logged alone
     logprob = 0.0
-    prod = s  # product of the normalisers, logged only when it gets large or small
+    prod = 1.0
+    if s < 1e-100 or s > 1e100:
+        logprob += np.log(s)
+    else:
+        prod = s
     for t in range(1, T):
         for j in range(K):
             accv[j] = 0.0
@@ -114,7 +120,10 @@ def _seq_scaling(sp, A, fp, fwd, bwd, scale, gamma, M, tmp, accv):  # pragma: no
         scale[t] = c
         for j in range(K):
             fwd[t, j] = accv[j] * c
-        prod *= s
+        if s < 1e-100 or s > 1e100:
+            logprob += np.log(s)
+        else:
+            prod *= s
         if prod < 1e-150 or prod > 1e150:
             logprob += np.log(prod)
             prod = 1.0
