@@ -193,3 +193,18 @@ def test_impossible_sequence_is_a_clear_error():
     off = core.lengths_to_offsets(LENGTHS)
     with pytest.raises(InvalidInputError, match="zero likelihood"):
         core.e_step(CategoricalEmissions(n_features=5), params, X, off, "log")
+
+
+def test_symbols_out_of_range_are_a_clear_error():
+    X, params = _categorical_data(seed=7)
+    off = core.lengths_to_offsets(LENGTHS)
+    fam = CategoricalEmissions(n_features=5)
+    for bad in (-1, 5):
+        Y = X.copy()
+        Y[3] = bad
+        with pytest.raises(InvalidInputError, match=r"1 symbols are outside \[0, n_features=5\)"):
+            core.e_step(fam, params, Y, off)
+        with pytest.raises(InvalidInputError, match="outside"):
+            core.decode(fam, params, Y, off)
+        with pytest.raises(InvalidInputError, match="outside"):
+            fam.check_frames(Y)

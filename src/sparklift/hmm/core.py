@@ -34,6 +34,7 @@ from sparklift.hmm.emissions import (
     _check_random_state,
     _check_sum_1,
     _normalize,
+    check_symbols,
 )
 
 __all__ = [
@@ -223,6 +224,7 @@ def e_step(
     if offsets[0] != 0:
         offsets = offsets - offsets[0]
     if family.name == "categorical":
+        check_symbols(X, nf)  # the fused kernel indexes with symbols unchecked
         logprob, start, trans, obs = kernels.categorical_estep(
             params["startprob"],
             params["transmat"],

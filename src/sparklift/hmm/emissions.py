@@ -119,6 +119,22 @@ def _check_shape(name: str, a: np.ndarray, shape: tuple[int, ...]) -> None:
         raise ValueError(f"{name} must have shape {shape}; got {a.shape}")
 
 
+def check_symbols(X: np.ndarray, n_features: int) -> None:
+    """Raise :class:`InvalidInputError` unless every symbol is in ``[0, n_features)``.
+
+    The compiled kernels index with symbols unchecked, so this guards them.
+    """
+    if X.size == 0:
+        return
+    lo, hi = int(X.min()), int(X.max())
+    if lo < 0 or hi >= n_features:
+        bad = (X < 0) | (n_features <= X)
+        raise InvalidInputError(
+            f"{int(bad.sum())} symbols are outside [0, n_features={n_features}) "
+            f"(for example {int(X[bad][0])})"
+        )
+
+
 # --------------------------------------------------------------------------
 # Gaussian densities (hmmlearn.stats), shared by GaussianHMM and GMMHMM
 
@@ -389,14 +405,7 @@ class CategoricalEmissions(EmissionFamily):
 
     def check_frames(self, X: np.ndarray) -> None:
         X = self.prepare(X)
-        if X.size == 0:
-            return
-        bad = (X < 0) | ((self.n_features <= X) if self.n_features is not None else False)
-        if bad.any():
-            raise InvalidInputError(
-                f"{int(bad.sum())} symbols are < 0 or >= n_features={self.n_features} "
-                f"(for example {int(X[bad][0])})"
-            )
+        check_symbols(X, self.n_features if self.n_features is not None else np.iinfo(np.int64).max)
 
     def param_keys(self) -> tuple[str, ...]:
         return ("emissionprob",)
@@ -415,6 +424,7 @@ class CategoricalEmissions(EmissionFamily):
 
     def log_likelihood(self, params: Params, X: np.ndarray) -> np.ndarray:
         X = self.prepare(X)
+        check_symbols(X, params["emissionprob"].shape[1])
         with np.errstate(divide="ignore"):
             return np.ascontiguousarray(np.log(params["emissionprob"])[:, X].T)
 

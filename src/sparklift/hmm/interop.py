@@ -140,6 +140,7 @@ def to_hmmlearn(
     hyper: dict[str, Any],
     params: Params,
     n_components: int,
+    /,
     **hmmlearn_kwargs: Any,
 ) -> Any:
     """An hmmlearn model with exactly these parameters.
@@ -154,8 +155,10 @@ def to_hmmlearn(
     n_components : int
     **hmmlearn_kwargs
         Other constructor arguments (``n_iter``, ``tol``, ``algorithm``,
-        ``implementation``, ``random_state``...). ``init_params`` defaults
-        to ``""`` so that a later ``fit`` starts from these parameters.
+        ``implementation``, ``random_state``, and hmmlearn's own ``params``:
+        the first four arguments are positional-only, so ``params="st"``
+        here is hmmlearn's setting). ``init_params`` defaults to ``""`` so
+        that a later ``fit`` starts from these parameters.
 
     Returns
     -------
