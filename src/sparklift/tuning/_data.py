@@ -81,8 +81,11 @@ def _is_large(obj: Any) -> bool:
 
 
 def _top_level_values(call: tuple[Any, tuple, dict]) -> list[Any]:
-    _, args, kwargs = call
+    func, args, kwargs = call
     values = list(args) + list(kwargs.values())
+    # scikit-learn's delayed wrapper carries the config, the warning filters
+    # and a copy of the function's docstring: the same for every call.
+    values.extend(getattr(func, "__dict__", {}).values())
     for value in list(values):
         if isinstance(value, dict):  # fit_params, score_params, scorer dicts
             values.extend(value.values())
@@ -97,15 +100,13 @@ def _shared_objects(calls: Sequence[tuple[Any, tuple, dict]]) -> dict[int, Any]:
     objects: dict[int, Any] = {}
     for call in calls:
         for value in {id(v): v for v in _top_level_values(call)}.values():
-            if value is None or isinstance(value, (bool, int, float, str, bytes)):
+            if value is None or isinstance(value, (bool, int, float)):
+                continue
+            if isinstance(value, (str, bytes)) and len(value) < 256:
                 continue
             seen[id(value)] = seen.get(id(value), 0) + 1
             objects[id(value)] = value
-    return {
-        key: obj
-        for key, obj in objects.items()
-        if seen[key] > 1 or _is_large(obj)
-    }
+    return {key: obj for key, obj in objects.items() if seen[key] > 1 or _is_large(obj)}
 
 
 class _SharedPickler(cloudpickle.Pickler):

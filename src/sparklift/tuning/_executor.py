@@ -1,11 +1,16 @@
 """Running packed calls as Spark tasks, one call per partition.
 
 Layout of a job: ``spark.range(start, end, numPartitions=end - start)`` gives
-exactly one row per partition, so Spark hands each call to whichever task
-slot is free (dynamic load balancing, as joblib does). The per-call payloads
-are joined to it as a broadcast table, and the shared store as a one-row
-broadcast table: the JVM ships both to each executor once per job, and the
-Python worker unpickles the store once per search (see :mod:`._data`).
+exactly one row per partition -- one Spark task -- and the calls are dealt to
+these tasks round-robin (task ``t`` of ``T`` runs calls ``t, t + T, ...``), so
+every task gets a mix of candidates and Spark hands tasks to whichever slot is
+free (dynamic load balancing, as joblib does). There are at most
+:data:`TASKS_PER_SLOT` tasks per task slot: a Python task costs tens of
+milliseconds of scheduling, too much to pay per fit when fits are short,
+while four tasks a slot still balance the load. The per-call payloads are
+joined as a broadcast table, and the shared store as a one-row broadcast
+table: the JVM ships both to each executor once per job, and the Python
+worker unpickles the store once per search (see :mod:`._data`).
 
 The calls of one round are split into a few jobs submitted together from
 driver threads, so a progress bar can count finished fits while Spark keeps
@@ -16,6 +21,7 @@ Connect too.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
@@ -32,7 +38,10 @@ if TYPE_CHECKING:
 
 #: Upper bound on Spark jobs per round: each job re-broadcasts the shared
 #: store, so more jobs mean a finer progress bar but more bytes shipped.
-MAX_JOBS_PER_ROUND = 8
+MAX_JOBS_PER_ROUND = 4
+
+#: Spark tasks per task slot in a round (see the module docstring).
+TASKS_PER_SLOT = 4
 
 #: Spark cannot hold a binary value of 2 GiB or more in one row.
 _MAX_SHARED_BYTES = 2**31 - 2**20
@@ -41,16 +50,17 @@ _RESULT_SCHEMA = "id long, outcome binary"
 
 
 def _run_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    # One row per task: its calls (pickled together) and the shared store.
     ids: list[int] = []
     outcomes: list[bytes] = []
     for batch in batches:
-        id_col = batch.column("id")
         for row in range(batch.num_rows):
             key = batch.column("key")[row].as_py()
             # as_buffer: no copy of the store unless this worker lacks it.
             store = load_store(key, batch.column("shared")[row].as_buffer())
-            outcomes.append(run_payload(batch.column("payload")[row].as_buffer(), store))
-            ids.append(id_col[row].as_py())
+            for call_id, payload in pickle.loads(batch.column("calls")[row].as_buffer()):
+                outcomes.append(run_payload(payload, store))
+                ids.append(call_id)
     if ids:
         yield pa.RecordBatch.from_arrays(
             [pa.array(ids, pa.int64()), pa.array(outcomes, pa.binary())],
@@ -58,18 +68,45 @@ def _run_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch
         )
 
 
+_SLOTS_CACHE: dict[int, int] = {}
+
+
+def task_slots(spark: SparkSession) -> int:
+    """How many tasks the session runs at once (its default parallelism).
+
+    Read as the number of partitions ``spark.range`` makes by default, which
+    works on Classic and Connect alike; cached per session.
+    """
+    from pyspark.sql import functions as F
+
+    key = id(spark)
+    if key not in _SLOTS_CACHE:
+        parts = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("p"))
+        row = parts.agg(F.max("p").alias("p")).first()
+        _SLOTS_CACHE[key] = max(1, int(row["p"]) + 1) if row is not None else 1
+    return _SLOTS_CACHE[key]
+
+
 def _job_frame(
-    spark: SparkSession, packed: PackedTasks, start: int, stop: int, shared_df: DataFrame
+    spark: SparkSession,
+    packed: PackedTasks,
+    tasks: range,
+    n_tasks: int,
+    shared_df: DataFrame,
 ) -> DataFrame:
     from pyspark.sql import functions as F
 
-    payloads = pd.DataFrame(
-        {"id": range(start, stop), "payload": packed.payloads[start:stop]}
+    n_calls = len(packed.payloads)
+    calls = [
+        pickle.dumps([(c, packed.payloads[c]) for c in range(t, n_calls, n_tasks)]) for t in tasks
+    ]
+    payload_df = spark.createDataFrame(
+        pd.DataFrame({"task": list(tasks), "calls": calls}), schema="task long, calls binary"
     )
-    payload_df = spark.createDataFrame(payloads, schema="id long, payload binary")
-    slots = spark.range(start, stop, 1, numPartitions=stop - start)
-    tasks = slots.join(F.broadcast(payload_df), on="id").crossJoin(F.broadcast(shared_df))
-    return map_partitions(tasks, _run_partition, _RESULT_SCHEMA)
+    slots = spark.range(tasks.start, tasks.stop, 1, numPartitions=len(tasks))
+    joined = slots.withColumnRenamed("id", "task").join(F.broadcast(payload_df), on="task")
+    frame = joined.crossJoin(F.broadcast(shared_df)).select("calls", "key", "shared")
+    return map_partitions(frame, _run_partition, _RESULT_SCHEMA)
 
 
 def job_bounds(n_calls: int, max_jobs: int = MAX_JOBS_PER_ROUND) -> list[tuple[int, int]]:
@@ -87,6 +124,7 @@ def run_packed(
     *,
     progress: Any = None,
     max_jobs: int = MAX_JOBS_PER_ROUND,
+    n_tasks: int | None = None,
 ) -> tuple[list[Any], int]:
     """Run packed calls on Spark and return their results in order.
 
@@ -98,6 +136,9 @@ def run_packed(
         ``progress.update(n)`` is called as each job's fits finish.
     max_jobs : int
         At most this many Spark jobs (progress steps).
+    n_tasks : int, optional
+        Spark tasks to deal the calls to; by default
+        ``TASKS_PER_SLOT * task_slots(spark)``, at most one per call.
 
     Returns
     -------
@@ -121,16 +162,20 @@ def run_packed(
         pd.DataFrame({"key": [packed.key], "shared": [packed.shared]}),
         schema="key string, shared binary",
     )
-    bounds = job_bounds(len(packed.payloads), max_jobs)
+    n_calls = len(packed.payloads)
+    if n_tasks is None:
+        n_tasks = TASKS_PER_SLOT * task_slots(spark)
+    n_tasks = max(1, min(n_tasks, n_calls))
+    bounds = job_bounds(n_tasks, max_jobs)
     blobs: dict[int, bytes] = {}
 
     def run_job(start: int, stop: int) -> int:
-        frame = _job_frame(spark, packed, start, stop, shared_df)
+        frame = _job_frame(spark, packed, range(start, stop), n_tasks, shared_df)
         with translate_errors():
             rows = frame.collect()
         for row in rows:
             blobs[row["id"]] = row["outcome"]
-        return stop - start
+        return len(rows)
 
     # All jobs are submitted at once: Spark's FIFO scheduler runs them in order
     # and fills every free slot, while each finished job moves the bar.
@@ -140,10 +185,10 @@ def run_packed(
             done = future.result()
             if progress is not None:
                 progress.update(done)
-    missing = sorted(set(range(len(packed.payloads))) - set(blobs))
+    missing = sorted(set(range(n_calls)) - set(blobs))
     if missing:  # pragma: no cover - Spark lost rows: never silently
         raise RuntimeError(f"{len(missing)} fits returned no result (first: task {missing[0]})")
-    return [unpack_outcome(blobs[i]) for i in range(len(packed.payloads))], len(bounds)
+    return [unpack_outcome(blobs[i]) for i in range(n_calls)], len(bounds)
 
 
-__all__: Sequence[str] = ["job_bounds", "run_packed"]
+__all__: Sequence[str] = ["job_bounds", "run_packed", "task_slots"]

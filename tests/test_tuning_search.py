@@ -1,0 +1,227 @@
+"""sparklift.tuning searches against scikit-learn's own, on the same data and splits."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import sklearn.model_selection as skms
+from scipy.stats import loguniform
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.datasets import make_classification, make_regression
+from sklearn.exceptions import FitFailedWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import GroupKFold, KFold, TimeSeriesSplit
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+from sparklift.tuning import (
+    GridSearchCV,
+    HalvingGridSearchCV,
+    RandomizedSearchCV,
+)
+from sparklift.tuning._data import load_store, pack_calls, run_payload, unpack_outcome
+from sparklift.tuning._executor import job_bounds
+
+
+def assert_same_results(ours, ref):
+    """cv_results_ equal key by key (times excepted), and the best candidate too."""
+    timing = ("mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time")
+    assert set(ours.cv_results_) == set(ref.cv_results_)
+    for key, expected in ref.cv_results_.items():
+        if key in timing:
+            continue
+        got = ours.cv_results_[key]
+        if key == "params":
+            assert got == expected
+        elif np.asarray(expected).dtype.kind in "fiu":
+            np.testing.assert_array_equal(got, expected, err_msg=key)
+        else:
+            assert list(got) == list(expected), key
+    for attr in ("best_params_", "best_index_", "best_score_", "n_splits_", "multimetric_"):
+        if hasattr(ref, attr):
+            assert getattr(ours, attr) == getattr(ref, attr), attr
+
+
+@pytest.fixture(scope="module")
+def classification():
+    return make_classification(n_samples=300, n_features=8, n_informative=4, random_state=0)
+
+
+@pytest.mark.smoke
+def test_grid_search_equals_scikit_learn_multimetric(spark, classification):
+    X, y = classification
+    kwargs = {
+        "param_grid": {"C": [0.01, 0.1, 1.0], "fit_intercept": [True, False]},
+        "scoring": ["accuracy", "roc_auc"],
+        "refit": "roc_auc",
+        "cv": KFold(4, shuffle=True, random_state=1),
+        "return_train_score": True,
+    }
+    ours = GridSearchCV(LogisticRegression(max_iter=500), **kwargs).fit(X, y)
+    ref = skms.GridSearchCV(LogisticRegression(max_iter=500), **kwargs).fit(X, y)
+    assert_same_results(ours, ref)
+    np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
+    assert ours.spark_transfer_.n_fits == 6 * 4
+
+
+def test_randomized_search_draws_the_same_candidates(spark):
+    X, y = make_regression(n_samples=200, n_features=5, noise=5.0, random_state=3)
+    kwargs = {
+        "param_distributions": {"alpha": loguniform(1e-3, 1e2), "fit_intercept": [True, False]},
+        "n_iter": 7,
+        "random_state": 42,
+        "cv": TimeSeriesSplit(n_splits=3, gap=2),
+        "scoring": "neg_mean_squared_error",
+    }
+    ours = RandomizedSearchCV(Ridge(), **kwargs).fit(X, y)
+    ref = skms.RandomizedSearchCV(Ridge(), **kwargs).fit(X, y)
+    assert_same_results(ours, ref)
+
+
+def test_group_splitter_pipeline_and_sample_weight(spark, classification):
+    X, y = classification
+    groups = np.arange(len(y)) % 7
+    weights = np.random.default_rng(5).uniform(0.5, 2.0, size=len(y))
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    kwargs = {"param_grid": {"logisticregression__C": [0.05, 0.5, 5.0]}, "cv": GroupKFold(3)}
+    ours = GridSearchCV(pipe, **kwargs).fit(
+        X, y, groups=groups, logisticregression__sample_weight=weights
+    )
+    ref = skms.GridSearchCV(pipe, **kwargs).fit(
+        X, y, groups=groups, logisticregression__sample_weight=weights
+    )
+    assert_same_results(ours, ref)
+
+
+def test_halving_grid_search_equals_scikit_learn(spark, classification):
+    X, y = classification
+    kwargs = {
+        "param_grid": {"max_depth": [1, 2, 3, 4, 6, 8], "min_samples_leaf": [1, 5]},
+        "factor": 3,
+        "cv": 3,
+        "random_state": 0,
+    }
+    ours = HalvingGridSearchCV(DecisionTreeClassifier(random_state=0), **kwargs).fit(X, y)
+    ref = skms.HalvingGridSearchCV(DecisionTreeClassifier(random_state=0), **kwargs).fit(X, y)
+    assert_same_results(ours, ref)
+    assert ours.n_iterations_ == ref.n_iterations_
+    assert ours.spark_transfer_.n_rounds == ref.n_iterations_
+
+
+class FailingClassifier(ClassifierMixin, BaseEstimator):
+    """Fails to fit when ``fail`` is set; otherwise predicts the majority class."""
+
+    def __init__(self, fail=False):
+        self.fail = fail
+
+    def fit(self, X, y):
+        if self.fail:
+            raise ArithmeticError("this candidate cannot be fitted")
+        self.classes_, counts = np.unique(y, return_counts=True)
+        self.majority_ = self.classes_[np.argmax(counts)]
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.majority_)
+
+
+@pytest.mark.smoke
+def test_failing_candidate_is_recorded_with_error_score(spark, classification):
+    X, y = classification
+    grid = {"fail": [False, True]}
+    with pytest.warns(FitFailedWarning, match="this candidate cannot be fitted") as record:
+        ours = GridSearchCV(FailingClassifier(), grid, cv=3, error_score=-1.0).fit(X, y)
+    # scikit-learn's warning carries the failing fit's traceback.
+    assert any("ArithmeticError" in str(w.message) for w in record)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitFailedWarning)
+        ref = skms.GridSearchCV(FailingClassifier(), grid, cv=3, error_score=-1.0).fit(X, y)
+    assert_same_results(ours, ref)
+    np.testing.assert_array_equal(ours.cv_results_["split0_test_score"], [ref.best_score_, -1.0])
+
+
+def test_error_score_raise_raises_the_users_exception(spark, classification):
+    X, y = classification
+    search = GridSearchCV(FailingClassifier(), {"fail": [True]}, cv=2, error_score="raise")
+    with pytest.raises(ArithmeticError, match="this candidate cannot be fitted"):
+        search.fit(X, y)
+
+
+def test_bytes_shipped_do_not_grow_with_the_number_of_fits(spark):
+    X, y = make_classification(n_samples=2000, n_features=10, random_state=0)
+    small = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2).fit(X, y)
+    big = GridSearchCV(LogisticRegression(), {"C": list(np.logspace(-2, 2, 12))}, cv=5).fit(X, y)
+    s, b = small.spark_transfer_, big.spark_transfer_
+    assert (s.n_fits, b.n_fits) == (4, 60)
+    # X and y (160 kB) are in the shared store once, whatever the number of fits...
+    assert X.nbytes < s.shared_bytes < 2 * X.nbytes
+    assert X.nbytes < b.shared_bytes < 2 * X.nbytes
+    # ... and each fit's own pickle is a small fraction of them.
+    assert b.task_bytes / b.n_fits < X.nbytes / 20
+    # Per-task shipping (joblibspark's way) would have pickled X sixty times.
+    assert b.total_bytes < 0.1 * b.n_fits * X.nbytes
+
+
+def test_plain_scikit_learn_search_is_untouched(classification):
+    # Importing sparklift.tuning must not change scikit-learn's own searches.
+    X, y = classification
+    ref = skms.GridSearchCV(LogisticRegression(), {"C": [1.0]}, cv=2, n_jobs=1).fit(X, y)
+    assert not hasattr(ref, "spark_transfer_")
+
+
+def test_search_is_a_scikit_learn_estimator(classification):
+    search = GridSearchCV(LogisticRegression(), {"C": [1.0, 2.0]}, cv=3)
+    params = search.get_params()
+    assert params["cv"] == 3
+    assert set(skms.GridSearchCV(LogisticRegression(), {}).get_params()) == set(params)
+    from sklearn.base import clone
+
+    assert clone(search).param_grid == {"C": [1.0, 2.0]}
+
+
+# --- packing, without Spark ---------------------------------------------------
+
+
+def _add(a, b, *, scale):
+    return (a.sum() + b) * scale
+
+
+def test_pack_calls_stores_shared_data_once():
+    data = np.arange(10_000, dtype=float)
+    calls = [(_add, (data, i), {"scale": 2}) for i in range(50)]
+    packed = pack_calls(calls)
+    assert data.nbytes < packed.shared_bytes < data.nbytes + 2_000
+    assert packed.task_bytes < 50 * 200
+    store = pickle.loads(packed.shared)
+    results = [unpack_outcome(run_payload(p, store)) for p in packed.payloads]
+    assert results == [(data.sum() + i) * 2 for i in range(50)]
+
+
+def test_worker_cache_reuses_the_store():
+    packed = pack_calls([(_add, (np.ones(500), 1), {"scale": 1})])
+    first = load_store(packed.key, packed.shared)
+    assert load_store(packed.key, b"not read on a hit") is first
+
+
+def test_exceptions_come_back_as_themselves():
+    packed = pack_calls([(_add, (np.ones(3), "x"), {"scale": 1})])
+    store = pickle.loads(packed.shared)
+    with pytest.raises(TypeError) as info:
+        unpack_outcome(run_payload(packed.payloads[0], store))
+    assert "Raised in a Spark task" in "".join(getattr(info.value, "__notes__", []))
+
+
+@pytest.mark.parametrize(
+    ("n_calls", "expected"),
+    [
+        (0, []),
+        (3, [(0, 1), (1, 2), (2, 3)]),
+        (20, [(i, i + 3) for i in range(0, 18, 3)] + [(18, 20)]),
+    ],
+)
+def test_job_bounds_cover_every_call_once(n_calls, expected):
+    assert job_bounds(n_calls, max_jobs=8) == expected
