@@ -109,6 +109,13 @@ def _check_sum_1(name: str, a: np.ndarray) -> None:
         raise ValueError(f"{name} rows must sum to 1 (got sums {np.round(s, 4)})")
 
 
+def _check_covariance_type(covariance_type: str) -> None:
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}; got {covariance_type!r}"
+        )
+
+
 def _check_finite(name: str, a: np.ndarray) -> None:
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} has NaN or infinite values")
@@ -512,10 +519,7 @@ class GaussianEmissions(EmissionFamily):
         covars_prior: Any = 1e-2,
         covars_weight: Any = 1,
     ) -> None:
-        if covariance_type not in COVARIANCE_TYPES:
-            raise ValueError(
-                f"covariance_type must be one of {COVARIANCE_TYPES}; got {covariance_type!r}"
-            )
+        _check_covariance_type(covariance_type)
         self.n_features = n_features
         self.covariance_type = covariance_type
         self.min_covar = min_covar
@@ -981,10 +985,7 @@ class GMMEmissions(EmissionFamily):
         covars_prior: Any = None,
         covars_weight: Any = None,
     ) -> None:
-        if covariance_type not in COVARIANCE_TYPES:
-            raise ValueError(
-                f"covariance_type must be one of {COVARIANCE_TYPES}; got {covariance_type!r}"
-            )
+        _check_covariance_type(covariance_type)
         self.n_features = n_features
         self.n_mix = n_mix
         self.covariance_type = covariance_type

@@ -162,13 +162,8 @@ def _seq_scaling(sp, A, fp, fwd, bwd, scale, gamma, M, tmp, accv):  # pragma: no
 
 
 @njit(cache=True, nogil=True)
-def _seq_log(lsp, A, lA, lf, fwd, bwd, gamma, trans_sum, want_trans):  # pragma: no cover - compiled
-    """Log-space forward-backward on one sequence of frame log-likelihoods ``lf``.
-
-    Writes posteriors into ``gamma`` and adds expected transitions into
-    ``trans_sum``. Returns the log-likelihood (-inf for an impossible
-    sequence, in which case nothing is added and ``gamma`` is NaN).
-    """
+def _seq_forward_log(lsp, A, lA, lf, fwd):  # pragma: no cover - compiled
+    """Log-space forward pass into ``fwd``; returns the log-likelihood."""
     T, K = lf.shape
     e = np.empty(K)
     buf = np.empty(K)
@@ -191,11 +186,25 @@ def _seq_log(lsp, A, lA, lf, fwd, bwd, gamma, trans_sum, want_trans):  # pragma:
                 s += e[i] * A[i, j]
             if s > 1e-250:
                 fwd[t, j] = m + np.log(s) + lf[t, j]
-            else:  # exact pairwise log-sum-exp where the shared maximum underflows
+            else:
                 for i in range(K):
                     buf[i] = fwd[t - 1, i] + lA[i, j]
                 fwd[t, j] = _logsumexp(buf) + lf[t, j]
-    logprob = _logsumexp(fwd[T - 1])
+    return _logsumexp(fwd[T - 1])
+
+
+@njit(cache=True, nogil=True)
+def _seq_log(lsp, A, lA, lf, fwd, bwd, gamma, trans_sum, want_trans):  # pragma: no cover - compiled
+    """Log-space forward-backward on one sequence of frame log-likelihoods ``lf``.
+
+    Writes posteriors into ``gamma`` and adds expected transitions into
+    ``trans_sum``. Returns the log-likelihood (-inf for an impossible
+    sequence, in which case nothing is added and ``gamma`` is NaN).
+    """
+    T, K = lf.shape
+    e = np.empty(K)
+    buf = np.empty(K)
+    logprob = _seq_forward_log(lsp, A, lA, lf, fwd)
     if np.isinf(logprob) or np.isnan(logprob):
         for t in range(T):
             for i in range(K):
@@ -259,37 +268,6 @@ def _seq_log(lsp, A, lA, lf, fwd, bwd, gamma, trans_sum, want_trans):  # pragma:
         for i in range(K):
             gamma[t, i] *= inv
     return logprob
-
-
-@njit(cache=True, nogil=True)
-def _seq_forward_log(lsp, A, lA, lf, fwd):  # pragma: no cover - compiled
-    T, K = lf.shape
-    e = np.empty(K)
-    buf = np.empty(K)
-    for i in range(K):
-        fwd[0, i] = lsp[i] + lf[0, i]
-    for t in range(1, T):
-        m = _NEG_INF
-        for i in range(K):
-            if fwd[t - 1, i] > m:
-                m = fwd[t - 1, i]
-        if np.isinf(m):
-            for j in range(K):
-                fwd[t, j] = _NEG_INF
-            continue
-        for i in range(K):
-            e[i] = np.exp(fwd[t - 1, i] - m)
-        for j in range(K):
-            s = 0.0
-            for i in range(K):
-                s += e[i] * A[i, j]
-            if s > 1e-250:
-                fwd[t, j] = m + np.log(s) + lf[t, j]
-            else:
-                for i in range(K):
-                    buf[i] = fwd[t - 1, i] + lA[i, j]
-                fwd[t, j] = _logsumexp(buf) + lf[t, j]
-    return _logsumexp(fwd[T - 1])
 
 
 @njit(cache=True, nogil=True)
