@@ -430,7 +430,7 @@ def _sample_partition(
             [
                 pa.array(ids, type=pa.int64()),
                 _list_array(values, offsets),
-                _list_array(pa.array(np.concatenate(paths)), offsets),
+                _list_array(pa.array(np.concatenate(paths).astype(np.int32)), offsets),
             ],
             names=names,
         )

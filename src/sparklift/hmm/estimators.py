@@ -29,7 +29,7 @@ import numpy as np
 from pyspark import keyword_only
 from pyspark.ml.base import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.util import MLReader, MLWriter
+from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
 
 from sparklift._spark import map_partitions, map_reduce, translate_errors
 from sparklift.errors import InvalidInputError, ModelFormatError, NotFittedError
@@ -312,8 +312,12 @@ class _Reader(MLReader):
         return self.cls._load_from(path)
 
 
-class _Persistable:
-    """``save``/``write``/``load``/``read`` as pyspark.ml's MLWritable/MLReadable."""
+class _Persistable(MLWritable, MLReadable):
+    """``save``/``write``/``load``/``read`` as pyspark.ml's MLWritable/MLReadable.
+
+    Being MLWritable/MLReadable also lets a classic pyspark ``Pipeline`` /
+    ``PipelineModel`` save and load these stages.
+    """
 
     def write(self) -> _Writer:
         """An MLWriter: ``write().overwrite().save(path)``."""
@@ -385,7 +389,7 @@ def _init_model_params(
         init_model._check_fitted()
         name, params, n_features = (
             init_model._family_name,
-            init_model._params,
+            init_model._fitted,
             init_model.n_features,
         )
     else:
@@ -659,7 +663,7 @@ class _HMMModel(Model, _HMMParams, _Persistable):
                 if self.hasParam(k)
             }
         )
-        self._params: dict[str, np.ndarray] | None = None
+        self._fitted: dict[str, np.ndarray] | None = None
         self._hyper: dict[str, Any] = {}
         self._public: dict[str, Any] = {}
         self.n_features: int | None = None
@@ -674,13 +678,13 @@ class _HMMModel(Model, _HMMParams, _Persistable):
         n_features: int | None,
         monitor: Any,
     ) -> None:
-        self._params = {k: np.asarray(v) for k, v in params.items()}
+        self._fitted = {k: np.asarray(v) for k, v in params.items()}
         self._hyper = dict(hyper)
         self._set(n_components=n_components)
         self.n_features = None if n_features is None else int(n_features)
         self._monitor = monitor
         family = self._family()
-        public = family.public_attributes(self._params)
+        public = family.public_attributes(self._fitted)
         self._public = {(k if k.endswith("_") else k + "_"): v for k, v in public.items()}
 
     def _family(self) -> Any:
@@ -690,7 +694,7 @@ class _HMMModel(Model, _HMMParams, _Persistable):
         return emissions.FAMILIES[self._family_name](**hyper)
 
     def _check_fitted(self) -> None:
-        if self._params is None:
+        if self._fitted is None:
             raise NotFittedError(
                 f"This {type(self).__name__} is not fitted yet. Fit an estimator, load a saved "
                 "model, or use from_hmmlearn."
@@ -700,13 +704,13 @@ class _HMMModel(Model, _HMMParams, _Persistable):
     def startprob_(self) -> np.ndarray:
         """Initial state distribution, shape (n_components,)."""
         self._check_fitted()
-        return self._params["startprob"]
+        return self._fitted["startprob"]
 
     @property
     def transmat_(self) -> np.ndarray:
         """Transition matrix, shape (n_components, n_components)."""
         self._check_fitted()
-        return self._params["transmat"]
+        return self._fitted["transmat"]
 
     @property
     def monitor_(self) -> Any:
@@ -720,7 +724,7 @@ class _HMMModel(Model, _HMMParams, _Persistable):
             public = self.__dict__.get("_public")
             if public and name in public:
                 return public[name]
-            if self.__dict__.get("_params") is None and public is not None:
+            if self.__dict__.get("_fitted") is None and public is not None:
                 raise NotFittedError(f"This {type(self).__name__} is not fitted yet.")
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
@@ -764,7 +768,7 @@ class _HMMModel(Model, _HMMParams, _Persistable):
         schema = StructType(list(dataset.schema.fields) + fields)
         fn = em.decode_partition_fn(
             self._family(),
-            self._params,
+            self._fitted,
             col=col,
             kind=kind,
             algorithm=get("algorithm"),
@@ -777,7 +781,7 @@ class _HMMModel(Model, _HMMParams, _Persistable):
         col, kind = self._validated(dataset)
         fn = em.score_partition_fn(
             self._family(),
-            self._params,
+            self._fitted,
             col=col,
             kind=kind,
             implementation=self.getOrDefault("implementation"),
@@ -860,7 +864,11 @@ class _HMMModel(Model, _HMMParams, _Persistable):
         from sparklift.session import get_spark
 
         spark = spark or get_spark()
-        seed = int(np.random.default_rng().integers(2**31 - 1)) if random_state is None else int(random_state)
+        seed = (
+            int(np.random.default_rng().integers(2**31 - 1))
+            if random_state is None
+            else int(random_state)
+        )
         nested = self._family_name != "categorical" and (self.n_features or 1) > 1
         frame_type = (
             LongType()
@@ -879,7 +887,7 @@ class _HMMModel(Model, _HMMParams, _Persistable):
         )
         fn = em.sample_partition_fn(
             self._family(),
-            self._params,
+            self._fitted,
             length=int(length),
             seed=seed,
             nested=nested,
@@ -892,7 +900,11 @@ class _HMMModel(Model, _HMMParams, _Persistable):
     # -- interop ---------------------------------------------------------------------
 
     def to_hmmlearn(self, **kwargs: Any) -> Any:
-        """An hmmlearn model with the same parameters (needs hmmlearn installed)."""
+        """An hmmlearn model with the same parameters and settings (needs hmmlearn).
+
+        Its ``init_params`` is ``""`` so that a later hmmlearn ``fit`` starts
+        from these parameters; keyword arguments override any setting.
+        """
         from sparklift.hmm import interop
 
         self._check_fitted()
@@ -902,17 +914,20 @@ class _HMMModel(Model, _HMMParams, _Persistable):
             "implementation": get("implementation"),
             "n_iter": get("n_iter"),
             "tol": get("tol"),
-            "params": get("update_params"),
-            "init_params": get("init_params"),
         }
         settings.update(kwargs)
-        return interop.to_hmmlearn(
+        # interop.to_hmmlearn's third positional argument is named ``params``,
+        # so hmmlearn's ``params`` setting is assigned on the result instead.
+        update_params = settings.pop("params", get("update_params"))
+        obj = interop.to_hmmlearn(
             self._family_name,
             self._family_hyper_for_export(),
-            self._params,
+            self._fitted,
             get("n_components"),
             **settings,
         )
+        obj.params = update_params
+        return obj
 
     def _family_hyper_for_export(self) -> dict[str, Any]:
         hyper = dict(self._hyper)
@@ -972,7 +987,7 @@ class _HMMModel(Model, _HMMParams, _Persistable):
                 "iter": int(monitor.iter),
             },
         }
-        persistence.save_model(path, metadata, self._params, overwrite=overwrite)
+        persistence.save_model(path, metadata, self._fitted, overwrite=overwrite)
 
     @classmethod
     def _load_from(cls, path: str) -> _HMMModel:

@@ -1,0 +1,275 @@
+"""pyspark.ml estimators and models: Params, fit/transform, scoring, init_model, Pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hmmlearn import hmm
+
+from sparklift.errors import InvalidColumnTypeError, InvalidInputError, NotFittedError
+from sparklift.hmm import (
+    GMMHMM,
+    CategoricalHMM,
+    CategoricalHMMModel,
+    GaussianHMM,
+    MultinomialHMM,
+    PoissonHMM,
+)
+from sparklift.hmm.sequences import sequences_from_arrays
+
+HMMLEARN_PAIRS = [
+    (CategoricalHMM, hmm.CategoricalHMM),
+    (GaussianHMM, hmm.GaussianHMM),
+    (PoissonHMM, hmm.PoissonHMM),
+    (MultinomialHMM, hmm.MultinomialHMM),
+    (GMMHMM, hmm.GMMHMM),
+]
+
+
+def _reference() -> hmm.CategoricalHMM:
+    ref = hmm.CategoricalHMM(n_components=3, random_state=0)
+    ref.n_features = 4
+    ref.startprob_ = np.array([0.6, 0.3, 0.1])
+    ref.transmat_ = np.array([[0.8, 0.15, 0.05], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
+    ref.emissionprob_ = np.array(
+        [[0.7, 0.1, 0.1, 0.1], [0.1, 0.6, 0.2, 0.1], [0.05, 0.05, 0.2, 0.7]]
+    )
+    return ref
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    rng = np.random.RandomState(3)
+    lengths = rng.randint(4, 20, size=40)
+    X, _ = _reference().sample(int(lengths.sum()), random_state=rng)
+    return X, lengths
+
+
+@pytest.fixture(scope="module")
+def data(spark, arrays):
+    X, lengths = arrays
+    return sequences_from_arrays(spark, X, lengths, num_partitions=2)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return CategoricalHMM(n_components=3, n_iter=3, tol=0.0, random_state=0).fit(data)
+
+
+def _as_hmmlearn(model) -> hmm.CategoricalHMM:
+    """An hmmlearn model with the fitted parameters, built by hand (independent of interop)."""
+    ref = hmm.CategoricalHMM(n_components=model.getNComponents())
+    ref.n_features = model.n_features
+    ref.startprob_ = model.startprob_
+    ref.transmat_ = model.transmat_
+    ref.emissionprob_ = model.emissionprob_
+    return ref
+
+
+# --------------------------------------------------------------------------- Params
+
+
+@pytest.mark.parametrize(("ours", "theirs"), HMMLEARN_PAIRS)
+def test_defaults_are_hmmlearn_defaults(ours, theirs):
+    est, ref = ours(), theirs()
+    for name, value in ref.get_params().items():
+        name = "update_params" if name == "params" else name
+        if not est.hasParam(name):
+            assert name in ("random_state", "verbose", "n_features", "n_trials"), name
+            continue
+        if value is None:
+            assert not est.isDefined(name), name
+        else:
+            assert est.getOrDefault(name) == value, name
+
+
+def test_constructor_is_keyword_only_and_checks_names():
+    with pytest.raises(TypeError, match="keyword"):
+        CategoricalHMM(3)
+    with pytest.raises(TypeError, match="n_compnents"):
+        CategoricalHMM(n_compnents=3)
+
+
+def test_params_alias_and_accessors():
+    est = CategoricalHMM(n_components=4, params="st", init_params="")
+    assert est.getUpdateParams() == "st"
+    assert est.getNComponents() == 4
+    assert est.setNIter(7).getNIter() == 7
+    assert "n_components" in est.explainParams()
+    copy = est.copy({est.n_iter: 3})
+    assert copy.getNIter() == 3
+    assert est.getNIter() == 7
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"algorithm": "forward"}, r"algorithm must be one of \['viterbi', 'map'\]; got 'forward'"),
+        ({"implementation": "fast"}, "implementation must be one of"),
+        ({"n_components": 0}, "n_components must be an integer >= 1; got 0"),
+        ({"covariance_type": "banded"}, "covariance_type must be one of"),
+        ({"tol": -1.0}, "tol must be a number >= 0"),
+    ],
+)
+def test_invalid_values_name_the_parameter(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianHMM(**kwargs)
+
+
+def test_unfitted_model_says_so():
+    model = CategoricalHMMModel()
+    with pytest.raises(NotFittedError, match="not fitted"):
+        _ = model.transmat_
+    with pytest.raises(NotFittedError):
+        _ = model.emissionprob_
+
+
+# --------------------------------------------------------------------------- fit / transform / score
+
+
+@pytest.mark.smoke
+def test_transform_adds_typed_columns_equal_to_hmmlearn(fitted, data, arrays):
+    X, lengths = arrays
+    ref = _as_hmmlearn(fitted)
+    out = fitted.setPosteriorsCol("posteriors").transform(data).orderBy("seq_id")
+    fitted.clear(fitted.posteriors_col)
+    types = dict(out.dtypes)
+    assert types["log_likelihood"] == "double"
+    assert types["states"] == "array<int>"
+    assert types["posteriors"] == "array<array<double>>"
+    rows = out.collect()
+    assert len(rows) == len(lengths)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    _, ref_states = ref.decode(X, lengths)
+    ref_post = ref.predict_proba(X, lengths)
+    for i, row in enumerate(rows):
+        seq = X[offsets[i] : offsets[i + 1]]
+        assert row.log_likelihood == pytest.approx(ref.score(seq), rel=1e-9)
+        assert row.states == ref_states[offsets[i] : offsets[i + 1]].tolist()
+        np.testing.assert_allclose(
+            row.posteriors, ref_post[offsets[i] : offsets[i + 1]], atol=1e-10
+        )
+
+
+def test_map_decoding_equals_hmmlearn(fitted, data, arrays):
+    X, lengths = arrays
+    ref = _as_hmmlearn(fitted)
+    model = fitted.copy().setAlgorithm("map")
+    rows = model.transform(data).orderBy("seq_id").collect()
+    _, ref_states = ref.decode(X, lengths, algorithm="map")
+    assert np.concatenate([r.states for r in rows]).tolist() == ref_states.tolist()
+
+
+@pytest.mark.smoke
+def test_score_aic_bic_equal_hmmlearn(fitted, data, arrays):
+    X, lengths = arrays
+    ref = _as_hmmlearn(fitted)
+    assert fitted.score(data) == pytest.approx(ref.score(X, lengths), rel=1e-10)
+    assert fitted.aic(data) == pytest.approx(ref.aic(X, lengths), rel=1e-10)
+    assert fitted.bic(data) == pytest.approx(ref.bic(X, lengths), rel=1e-10)
+
+
+def test_fit_from_random_init_equals_hmmlearn(fitted, arrays):
+    """Small data: the initialisation sample is all frames, so random_state gives hmmlearn's start."""
+    X, lengths = arrays
+    ref = hmm.CategoricalHMM(n_components=3, n_iter=3, tol=0.0, random_state=0).fit(X, lengths)
+    np.testing.assert_allclose(fitted.transmat_, ref.transmat_, rtol=1e-8)
+    np.testing.assert_allclose(fitted.emissionprob_, ref.emissionprob_, rtol=1e-8)
+    np.testing.assert_allclose(
+        list(fitted.monitor_.history), list(ref.monitor_.history), rtol=1e-10
+    )
+
+
+def test_init_model_supplies_parameters_not_in_init_params(fitted, data, arrays):
+    X, lengths = arrays
+    est = CategoricalHMM(
+        n_components=3, n_iter=4, tol=0.0, random_state=7, init_params="e", init_model=fitted
+    )
+    model = est.fit(data)
+    ref = hmm.CategoricalHMM(n_components=3, n_iter=4, tol=0.0, random_state=7, init_params="e")
+    ref.startprob_ = fitted.startprob_.copy()
+    ref.transmat_ = fitted.transmat_.copy()
+    ref.fit(X, lengths)
+    np.testing.assert_allclose(model.startprob_, ref.startprob_, rtol=1e-8, atol=1e-14)
+    np.testing.assert_allclose(model.transmat_, ref.transmat_, rtol=1e-8, atol=1e-14)
+    np.testing.assert_allclose(model.emissionprob_, ref.emissionprob_, rtol=1e-8, atol=1e-14)
+
+
+def test_init_model_from_hmmlearn(data, arrays):
+    pytest.importorskip("sparklift.hmm.interop")
+    X, lengths = arrays
+    start = _reference()
+    model = CategoricalHMM(n_components=3, n_iter=3, tol=0.0, init_params="", init_model=start).fit(
+        data
+    )
+    ref = _reference()
+    ref.init_params, ref.n_iter, ref.tol = "", 3, 0.0
+    ref.fit(X, lengths)
+    np.testing.assert_allclose(model.transmat_, ref.transmat_, rtol=1e-8)
+    np.testing.assert_allclose(model.emissionprob_, ref.emissionprob_, rtol=1e-8)
+
+
+def test_hmmlearn_roundtrip(fitted, arrays):
+    pytest.importorskip("sparklift.hmm.interop")
+    X, lengths = arrays
+    exported = fitted.to_hmmlearn()
+    assert isinstance(exported, hmm.CategoricalHMM)
+    np.testing.assert_array_equal(exported.emissionprob_, fitted.emissionprob_)
+    back = CategoricalHMMModel.from_hmmlearn(exported)
+    np.testing.assert_array_equal(back.transmat_, fitted.transmat_)
+    assert back.score  # a usable model
+    assert exported.score(X, lengths) == pytest.approx(_as_hmmlearn(fitted).score(X, lengths))
+
+
+@pytest.mark.smoke
+def test_pipeline_fit_and_transform(data):
+    from pyspark.ml import Pipeline
+
+    pipeline = Pipeline(stages=[CategoricalHMM(n_components=2, n_iter=2, random_state=0)])
+    model = pipeline.fit(data)
+    out = model.transform(data)
+    assert {"log_likelihood", "states"} <= set(out.columns)
+    assert out.count() == data.count()
+
+
+def test_sample_draws_sequences_from_the_model(fitted, spark):
+    sampled = fitted.sample(n_sequences=200, length=30, random_state=0, spark=spark)
+    assert dict(sampled.dtypes) == {
+        "seq_id": "bigint",
+        "sequence": "array<bigint>",
+        "states": "array<int>",
+    }
+    rows = sampled.orderBy("seq_id").collect()
+    assert len(rows) == 200
+    assert all(len(r.sequence) == 30 and len(r.states) == 30 for r in rows)
+    again = fitted.sample(n_sequences=200, length=30, random_state=0, spark=spark)
+    assert again.orderBy("seq_id").collect() == rows
+    # Empirical first-state frequencies and emissions agree with the parameters.
+    first = np.bincount([r.states[0] for r in rows], minlength=3) / 200
+    np.testing.assert_allclose(first, fitted.startprob_, atol=0.1)
+    states = np.concatenate([r.states for r in rows])
+    symbols = np.concatenate([r.sequence for r in rows])
+    for k in range(3):
+        if (states == k).sum() > 500:
+            freq = np.bincount(symbols[states == k], minlength=4) / (states == k).sum()
+            np.testing.assert_allclose(freq, fitted.emissionprob_[k], atol=0.06)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_symbols_give_one_clear_error(spark):
+    df = spark.createDataFrame([([0, 1, 2],), ([1, -1],), (None,)], "sequence array<bigint>")
+    with pytest.raises(InvalidInputError, match="sequence"):
+        CategoricalHMM(n_components=2, n_iter=1).fit(df)
+
+
+def test_wrong_column_type_is_named(spark):
+    df = spark.createDataFrame([("abc",)], "sequence string")
+    with pytest.raises(InvalidColumnTypeError, match="sequence"):
+        CategoricalHMM(n_components=2).fit(df)
+
+
+def test_transform_refuses_to_overwrite_columns(fitted, data):
+    with pytest.raises(InvalidInputError, match="already exist"):
+        fitted.copy().setStatesCol("seq_id").transform(data)
