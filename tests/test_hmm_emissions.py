@@ -125,15 +125,44 @@ def test_gaussian_state_without_responsibility_keeps_finite_params(covariance_ty
     np.testing.assert_array_equal(got["means"][2], params["means"][2])
 
 
-def test_constant_feature_gets_min_covar_floor():
-    # a constant feature: covariance stays positive thanks to the prior, as hmmlearn
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_constant_feature_as_hmmlearn_and_finite(covariance_type):
+    # a constant feature: the covariance prior keeps it positive, exactly as in hmmlearn
     X = _gaussian_data(13)
     X[:, 1] = 4.0
-    fam = get_family("gaussian", n_features=2, covariance_type="diag")
+    fam = get_family("gaussian", n_features=2, covariance_type=covariance_type)
     params = core.init_params(fam, 2, X, "stmc", random_state=0)
-    got, _ = core.fit_arrays(fam, params, X, _offsets(), n_iter=5, tol=-np.inf)
-    assert np.all(np.isfinite(got["covars"]))
-    assert np.all(got["covars"] > 0)
+    ref = hmm.GaussianHMM(
+        n_components=2, covariance_type=covariance_type, n_iter=5, tol=-np.inf, init_params=""
+    )
+    ref.startprob_, ref.transmat_, ref.means_ = (
+        params["startprob"],
+        params["transmat"],
+        params["means"],
+    )
+    ref.covars_ = params["covars"]
+    ref.fit(X, LENGTHS)
+    got, mon = core.fit_arrays(fam, params, X, _offsets(), n_iter=5, tol=-np.inf)
+    assert all(np.all(np.isfinite(v)) for v in got.values())
+    _assert_fit_equal(got, mon, ref, [("means", ref.means_), ("covars", ref._covars_)])
+
+
+def test_poisson_degenerate_data():
+    from sparklift.errors import InvalidInputError
+
+    fam = get_family("poisson", n_features=2)
+    with pytest.raises(InvalidInputError, match="zero mean or zero variance"):
+        core.init_params(fam, 2, np.full((10, 2), 3), "stl", random_state=0)
+    # a state with no responsibility keeps its rates instead of 0/0
+    X = _counts_data(22, F=2)
+    params = {
+        "startprob": np.array([1.0, 0.0]),
+        "transmat": np.array([[1.0, 0.0], [0.5, 0.5]]),
+        "lambdas": np.array([[2.0, 3.0], [5.0, 5.0]]),
+    }
+    got, _ = core.fit_arrays(fam, params, X, _offsets(), n_iter=3, tol=-np.inf)
+    np.testing.assert_array_equal(got["lambdas"][1], [5.0, 5.0])
+    assert np.all(np.isfinite(got["lambdas"]))
 
 
 def test_families_registry():

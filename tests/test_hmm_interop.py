@@ -40,7 +40,6 @@ CASES = [
 ]
 
 
-@pytest.mark.smoke
 @pytest.mark.parametrize(("name", "hyper"), CASES)
 def test_roundtrip_through_hmmlearn(name, hyper):
     rng = np.random.RandomState(0)
