@@ -103,6 +103,7 @@ def test_stats_are_additive_across_batches():
     np.testing.assert_allclose(total.logprob, whole.logprob, rtol=1e-12)
     np.testing.assert_allclose(total.trans, whole.trans, rtol=1e-12)
     np.testing.assert_allclose(total.emission["obs"], whole.emission["obs"], rtol=1e-12)
+    assert sum([a, None, b]).nobs == total.nobs
     back = core.Stats.from_arrays(total.to_arrays())
     np.testing.assert_array_equal(back.emission["obs"], total.emission["obs"])
     assert back.nobs == total.nobs

@@ -114,8 +114,9 @@ class Stats:
             emission=family.empty_stats(n_components, n_features),
         )
 
-    def __add__(self, other: Stats) -> Stats:
-        if other is None:  # lets sum()/reduce treat empty partitions simply
+    def __add__(self, other: Stats | None) -> Stats:
+        # None (an empty partition) and 0 (the start of sum()) are neutral
+        if other is None or (isinstance(other, int) and other == 0):
             return self
         if set(self.emission) != set(other.emission):
             raise ValueError(
