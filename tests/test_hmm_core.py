@@ -104,6 +104,10 @@ def test_stats_are_additive_across_batches():
     np.testing.assert_allclose(total.trans, whole.trans, rtol=1e-12)
     np.testing.assert_allclose(total.emission["obs"], whole.emission["obs"], rtol=1e-12)
     assert sum([a, None, b]).nobs == total.nobs
+    # Arrow-style offsets of a slice, with the whole child array or just the slice
+    for frames in (X, X[off[cut] :]):
+        c = core.e_step(fam, params, frames, off[cut:], "scaling")
+        np.testing.assert_allclose(c.emission["obs"], b.emission["obs"], rtol=1e-12)
     back = core.Stats.from_arrays(total.to_arrays())
     np.testing.assert_array_equal(back.emission["obs"], total.emission["obs"])
     assert back.nobs == total.nobs

@@ -171,6 +171,29 @@ def _n_features(family: EmissionFamily, params: Params) -> int:
     return int(params["means"].shape[-1])
 
 
+def _batch(
+    family: EmissionFamily, X: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames in the family's layout and offsets starting at 0.
+
+    ``offsets`` may start above 0 (a slice of Arrow list offsets); ``X`` may
+    then be either the whole child array (frames are taken from
+    ``offsets[0]:offsets[-1]``) or exactly the batch's frames.
+    """
+    X = family.prepare(X)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    if offsets.ndim != 1 or offsets.shape[0] < 1:
+        raise ValueError("offsets must be a 1-d array of length n_sequences + 1")
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    if lo != 0:
+        if X.shape[0] >= hi:
+            X = X[lo:hi]
+        offsets = offsets - lo
+    if X.shape[0] != hi - lo:
+        raise ValueError(f"offsets cover {hi - lo} frames but X has {X.shape[0]}")
+    return X, offsets
+
+
 def _impossible_error(logprob: np.ndarray) -> InvalidInputError:
     bad = np.flatnonzero(~np.isfinite(logprob))
     return InvalidInputError(
@@ -197,6 +220,9 @@ def e_step(
     X : ndarray
         Frames of the batch (concatenated sequences).
     offsets : ndarray of int64, shape (n_sequences + 1,)
+        Sequence ``i`` is frames ``offsets[i]:offsets[i + 1]``; may start
+        above 0 (Arrow offsets of a sliced list array), with ``X`` either
+        the whole child array or just the batch's frames.
     implementation : {"log", "scaling"}
     fit_params : str, optional
         hmmlearn's ``params`` letters; emission statistics are gathered only
@@ -214,16 +240,13 @@ def e_step(
     """
     if fit_params is None:
         fit_params = "st" + family.letters
-    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-    X = family.prepare(X)
+    X, offsets = _batch(family, X, offsets)
     K = params["startprob"].shape[0]
     nf = _n_features(family, params)
     want_emission = any(c in fit_params for c in family.letters)
     stats = Stats.zeros(family, K, nf)
     stats.nobs = int(offsets.shape[0] - 1)
-    stats.n_frames = int(offsets[-1] - offsets[0])
-    if offsets[0] != 0:
-        offsets = offsets - offsets[0]
+    stats.n_frames = int(offsets[-1])
     if family.name == "categorical":
         check_symbols(X, nf)  # the fused kernel indexes with symbols unchecked
         logprob, start, trans, obs = kernels.categorical_estep(
@@ -495,7 +518,7 @@ def score(
     implementation: str = "log",
 ) -> np.ndarray:
     """Log-likelihood of each sequence, (n_sequences,); their sum is hmmlearn's ``score``."""
-    X = family.prepare(X)
+    X, offsets = _batch(family, X, offsets)
     flp = family.log_likelihood(params, X)
     return kernels.score(params["startprob"], params["transmat"], flp, offsets, implementation)
 
@@ -514,7 +537,7 @@ def posteriors(
     logprob : ndarray of shape (n_sequences,)
     posteriors : ndarray of shape (n_frames, n_components)
     """
-    X = family.prepare(X)
+    X, offsets = _batch(family, X, offsets)
     flp = family.log_likelihood(params, X)
     logprob, post, _, _ = kernels.forward_backward(
         params["startprob"], params["transmat"], flp, offsets, implementation
@@ -542,8 +565,7 @@ def decode(
     """
     if algorithm not in DECODER_ALGORITHMS:
         raise ValueError(f"algorithm must be one of {DECODER_ALGORITHMS}; got {algorithm!r}")
-    X = family.prepare(X)
-    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    X, offsets = _batch(family, X, offsets)
     if algorithm == "viterbi":
         flp = family.log_likelihood(params, X)
         return kernels.viterbi(params["startprob"], params["transmat"], flp, offsets)
