@@ -15,6 +15,7 @@ from sparklift.tuning.search import (
     RandomizedSearchCV,
     SparkTransfer,
 )
+from sparklift.tuning.timeseries import TimeSeriesCrossValidator, TimeSeriesCrossValidatorModel
 
 __all__ = [
     "GridSearchCV",
@@ -22,4 +23,6 @@ __all__ = [
     "HalvingRandomSearchCV",
     "RandomizedSearchCV",
     "SparkTransfer",
+    "TimeSeriesCrossValidator",
+    "TimeSeriesCrossValidatorModel",
 ]

@@ -1,0 +1,754 @@
+"""Time-series cross-validation for Spark ML, with folds run in parallel.
+
+:class:`TimeSeriesCrossValidator` is a pyspark.ml Estimator shaped like
+``pyspark.ml.tuning.CrossValidator`` (``estimator``, ``estimatorParamMaps``,
+``evaluator``, ``parallelism``, ``seed``, ``collectSubModels``) that splits on
+a time column instead of at random.
+
+Folds
+-----
+Time is counted in *time points*: the distinct values of ``timeCol`` in
+increasing order (days for daily data, hours for hourly data), so the column
+may be a date, a timestamp or a number and every window holds whole points.
+
+* ``numFolds`` folds (default 3): the validation windows are the last
+  ``numFolds * horizon`` points, ``horizon`` points each, oldest first;
+* or explicit ``cutoffs``: fold *i* trains on points at or before
+  ``cutoffs[i]`` and validates on the ``horizon`` points after the gap;
+* ``gap`` points between the end of training and the start of validation are
+  left out of both (for features that look back, or delayed labels);
+* ``windowType="expanding"`` trains on everything before the gap;
+  ``"sliding"`` on the last ``trainWindow`` points only;
+* with ``seriesIdCols``, points are counted per series, back from each series'
+  own last point, so a panel of series of different lengths is split fairly
+  (``numFolds`` only).
+
+Parallelism
+-----------
+Spark's ``CrossValidator`` parallelises parameter maps within a fold and runs
+folds one after another. Here every (fold, parameter map) pair is one unit of
+work, and up to ``parallelism`` of them run at once as Spark jobs from driver
+threads (the way pyspark's ``CrossValidator`` parallelises, so it works on
+Spark Connect too). Each fold's training and validation data are cached the
+first time they are used and unpersisted when the last of that fold's
+parameter maps is done; work is submitted fold by fold, so only about
+``parallelism / len(estimatorParamMaps)`` folds are cached at once.
+
+After the search, ``bestModel`` is refitted on the whole dataset with the best
+parameter map, as ``CrossValidator`` does.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import threading
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pyspark import keyword_only
+from pyspark.ml import Estimator, Model
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasCollectSubModels, HasParallelism
+
+# pyspark's own CrossValidator and TrainValidationSplit share these Params
+# (estimator, estimatorParamMaps, evaluator, seed); reusing them keeps our
+# validator interchangeable with theirs.
+from pyspark.ml.tuning import _ValidatorParams
+from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
+
+from sparklift.errors import InvalidInputError, ModelFormatError, ResourceLimitError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+__all__ = ["TimeSeriesCrossValidator", "TimeSeriesCrossValidatorModel"]
+
+#: Collecting more distinct time points than this to the driver is refused.
+MAX_TIME_POINTS = 1_000_000
+
+FORMAT_VERSION = 1
+_INDEX = "__sparklift_time_index"
+_CLASSIFICATION_EVALUATORS = ("BinaryClassificationEvaluator", "MulticlassClassificationEvaluator")
+
+
+@dataclass(frozen=True)
+class _Fold:
+    """Inclusive time-point index ranges of one fold."""
+
+    train: tuple[int, int]
+    validation: tuple[int, int]
+
+
+class _TimeSeriesCVParams(_ValidatorParams, HasParallelism, HasCollectSubModels):
+    timeCol: Param[str] = Param(
+        Params._dummy(),
+        "timeCol",
+        "column to split on: date, timestamp or number",
+        typeConverter=TypeConverters.toString,
+    )
+    numFolds: Param[int] = Param(
+        Params._dummy(),
+        "numFolds",
+        "number of folds (validation windows at the end of the data); >= 1",
+        typeConverter=TypeConverters.toInt,
+    )
+    cutoffs: Param[list] = Param(
+        Params._dummy(),
+        "cutoffs",
+        "explicit last training time of each fold (overrides numFolds)",
+    )
+    horizon: Param[int] = Param(
+        Params._dummy(),
+        "horizon",
+        "time points in each validation window; >= 1",
+        typeConverter=TypeConverters.toInt,
+    )
+    gap: Param[int] = Param(
+        Params._dummy(),
+        "gap",
+        "time points left out between training and validation; >= 0",
+        typeConverter=TypeConverters.toInt,
+    )
+    windowType: Param[str] = Param(
+        Params._dummy(),
+        "windowType",
+        "'expanding' (train on all earlier points) or 'sliding' (the last trainWindow)",
+        typeConverter=TypeConverters.toString,
+    )
+    trainWindow: Param[int] = Param(
+        Params._dummy(),
+        "trainWindow",
+        "time points of training data per fold with windowType='sliding'",
+        typeConverter=TypeConverters.toInt,
+    )
+    seriesIdCols: Param[list[str]] = Param(
+        Params._dummy(),
+        "seriesIdCols",
+        "columns identifying a series; points are then counted per series",
+        typeConverter=TypeConverters.toListString,
+    )
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._setDefault(
+            numFolds=3,
+            horizon=1,
+            gap=0,
+            windowType="expanding",
+            parallelism=1,
+            collectSubModels=False,
+            seriesIdCols=[],
+        )
+
+    def getTimeCol(self) -> str:
+        """The time column."""
+        return self.getOrDefault(self.timeCol)
+
+    def getNumFolds(self) -> int:
+        """The number of folds."""
+        return self.getOrDefault(self.numFolds)
+
+    def getCutoffs(self) -> list | None:
+        """The explicit cut-offs, or None."""
+        return self.getOrDefault(self.cutoffs) if self.isDefined(self.cutoffs) else None
+
+    def getHorizon(self) -> int:
+        """Time points per validation window."""
+        return self.getOrDefault(self.horizon)
+
+    def getGap(self) -> int:
+        """Time points between training and validation."""
+        return self.getOrDefault(self.gap)
+
+    def getWindowType(self) -> str:
+        """``'expanding'`` or ``'sliding'``."""
+        return self.getOrDefault(self.windowType)
+
+    def getTrainWindow(self) -> int | None:
+        """Training points per fold of a sliding window, or None."""
+        return self.getOrDefault(self.trainWindow) if self.isDefined(self.trainWindow) else None
+
+    def getSeriesIdCols(self) -> list[str]:
+        """The series id columns (empty: one series)."""
+        return self.getOrDefault(self.seriesIdCols)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def build_folds(
+    n_points: int,
+    *,
+    num_folds: int,
+    horizon: int,
+    gap: int,
+    window_type: str,
+    train_window: int | None,
+    cutoff_indices: Sequence[int] | None = None,
+) -> list[_Fold]:
+    """Fold windows as inclusive index ranges into ``n_points`` time points.
+
+    Parameters
+    ----------
+    n_points : int
+        Distinct time points (or, per series, points back from the end).
+    num_folds, horizon, gap, window_type, train_window
+        As the Params of the same names.
+    cutoff_indices : sequence of int, optional
+        Index of each fold's last training point (from ``cutoffs``).
+
+    Returns
+    -------
+    list of _Fold
+
+    Raises
+    ------
+    InvalidInputError
+        When a window would be empty or run past the data.
+    """
+    if cutoff_indices is None:
+        val_starts = [n_points - (num_folds - i) * horizon for i in range(num_folds)]
+    else:
+        val_starts = [end + 1 + gap for end in cutoff_indices]
+    folds = []
+    for i, v in enumerate(val_starts):
+        train_end = v - gap - 1
+        train_start = 0 if window_type == "expanding" else max(0, train_end - train_window + 1)
+        val_end = v + horizon - 1
+        if train_end < 0 or train_end < train_start:
+            raise InvalidInputError(
+                f"fold {i}: the training window is empty ({n_points} time points; "
+                f"numFolds={num_folds}, horizon={horizon}, gap={gap} need at least "
+                f"{num_folds * horizon + gap + 1}). Use fewer folds, a shorter horizon or gap."
+            )
+        if val_end >= n_points:
+            raise InvalidInputError(
+                f"fold {i}: the validation window (time points {v}..{val_end}) runs past the "
+                f"last of the {n_points} time points; use an earlier cutoff or a shorter horizon."
+            )
+        folds.append(_Fold(train=(train_start, train_end), validation=(v, val_end)))
+    return folds
+
+
+def _cutoff_indices(cutoffs: Sequence[Any], times: list[Any], time_col: str) -> list[int]:
+    """Index of the last time point at or before each cut-off."""
+    if not cutoffs:
+        raise InvalidInputError("cutoffs is empty: give at least one cut-off time.")
+    indices = []
+    for i, cutoff in enumerate(cutoffs):
+        value = cutoff
+        if isinstance(value, str) and isinstance(times[0], _dt.datetime):
+            value = _dt.datetime.fromisoformat(value)
+        elif isinstance(value, str) and isinstance(times[0], _dt.date):
+            value = _dt.date.fromisoformat(value)
+        try:
+            position = int(np.searchsorted(np.array(times, dtype=object), value, "right"))
+        except TypeError:
+            raise InvalidInputError(
+                f"cutoffs[{i}] = {cutoff!r} cannot be compared with '{time_col}' values "
+                f"such as {times[0]!r}; give cut-offs of the same type."
+            ) from None
+        if position == 0:
+            raise InvalidInputError(
+                f"fold {i}: the training window is empty: cutoff {cutoff!r} is before "
+                f"the first time {times[0]!r} in '{time_col}'."
+            )
+        indices.append(position - 1)
+    return indices
+
+
+class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWritable):
+    """Cross-validation over time windows, folds and parameter maps in parallel.
+
+    Parameters
+    ----------
+    estimator : pyspark.ml.Estimator
+        The estimator or Pipeline to tune.
+    estimatorParamMaps : list of ParamMap
+        Parameter maps to try (e.g. from ``ParamGridBuilder``).
+    evaluator : pyspark.ml.evaluation.Evaluator
+        Metric to select with; ``isLargerBetter()`` decides the direction.
+    timeCol : str
+        Time column: date, timestamp or number; nulls are rejected.
+    numFolds : int, default 3
+        Validation windows at the end of the data, ``horizon`` points each.
+    cutoffs : list, optional
+        Explicit last training time of each fold (overrides ``numFolds``).
+    horizon : int, default 1
+        Time points per validation window.
+    gap : int, default 0
+        Time points left out between training and validation.
+    windowType : {"expanding", "sliding"}, default "expanding"
+    trainWindow : int, optional
+        Training points per fold; required with ``windowType="sliding"``.
+    seriesIdCols : list of str, optional
+        Series id columns: points are counted back from each series' own end.
+    parallelism : int, default 1
+        (fold, parameter map) pairs evaluated at once.
+    collectSubModels : bool, default False
+        Keep every fold's fitted models in ``subModels`` ([fold][paramMap]).
+    seed : int, optional
+        Kept for ``CrossValidator`` compatibility; splitting is not random.
+
+    Examples
+    --------
+    >>> cv = TimeSeriesCrossValidator(estimator=lr, estimatorParamMaps=grid,
+    ...     evaluator=RegressionEvaluator(), timeCol="day", numFolds=4, horizon=7,
+    ...     parallelism=4)  # doctest: +SKIP
+    >>> model = cv.fit(df); model.avgMetrics, model.foldBoundaries  # doctest: +SKIP
+    """
+
+    @keyword_only
+    def __init__(
+        self,
+        *,
+        estimator: Estimator | None = None,
+        estimatorParamMaps: list | None = None,
+        evaluator: Any = None,
+        timeCol: str | None = None,
+        numFolds: int = 3,
+        cutoffs: list | None = None,
+        horizon: int = 1,
+        gap: int = 0,
+        windowType: str = "expanding",
+        trainWindow: int | None = None,
+        seriesIdCols: list[str] | None = None,
+        parallelism: int = 1,
+        collectSubModels: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        kwargs = {k: v for k, v in self._input_kwargs.items() if v is not None}
+        self._set(**kwargs)
+
+    @keyword_only
+    def setParams(self, **kwargs: Any) -> TimeSeriesCrossValidator:
+        """Set any of the constructor's parameters."""
+        return self._set(**{k: v for k, v in kwargs.items() if v is not None})
+
+    # --- validation -----------------------------------------------------
+
+    def _check_params(self, dataset: DataFrame) -> None:
+        for name in ("estimator", "estimatorParamMaps", "evaluator", "timeCol"):
+            if not self.isDefined(getattr(self, name)):
+                raise InvalidInputError(f"TimeSeriesCrossValidator needs {name}; it is not set.")
+        if not self.getEstimatorParamMaps():
+            raise InvalidInputError("estimatorParamMaps is empty: give at least one ParamMap.")
+        window = self.getWindowType()
+        if window not in ("expanding", "sliding"):
+            raise InvalidInputError(f"windowType must be 'expanding' or 'sliding'; got {window!r}.")
+        if window == "sliding" and (self.getTrainWindow() or 0) < 1:
+            raise InvalidInputError("windowType='sliding' needs trainWindow >= 1 time points.")
+        for name, low in (("numFolds", 1), ("horizon", 1), ("gap", 0), ("parallelism", 1)):
+            value = self.getOrDefault(getattr(self, name))
+            if value < low:
+                raise InvalidInputError(f"{name} must be >= {low}; got {value}.")
+        columns = [self.getTimeCol(), *self.getSeriesIdCols()]
+        missing = [c for c in columns if c not in dataset.columns]
+        if missing:
+            raise InvalidInputError(
+                f"column(s) {missing} not in the dataset; its columns are {dataset.columns}."
+            )
+        if self.getSeriesIdCols() and self.getCutoffs() is not None:
+            raise InvalidInputError(
+                "seriesIdCols counts time points back from each series' end, which needs "
+                "numFolds; cutoffs are global times. Use one or the other."
+            )
+
+    def _check_time_nulls(self, dataset: DataFrame) -> None:
+        from pyspark.sql import functions as F
+
+        time_col = self.getTimeCol()
+        nulls = dataset.where(F.col(time_col).isNull())
+        count = nulls.count()
+        if count:
+            example = nulls.first()
+            raise InvalidInputError(
+                f"timeCol '{time_col}' has {count} null rows, for example "
+                f"{example.asDict() if example is not None else None}. Drop or fill them first."
+            )
+
+    # --- folds ------------------------------------------------------------
+
+    def _indexed(self, dataset: DataFrame) -> tuple[DataFrame, list[_Fold], list[dict]]:
+        """The dataset with a time-point index column, the folds and their boundaries."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        time_col = self.getTimeCol()
+        common = {
+            "num_folds": self.getNumFolds(),
+            "horizon": self.getHorizon(),
+            "gap": self.getGap(),
+            "window_type": self.getWindowType(),
+            "train_window": self.getTrainWindow(),
+        }
+        series = self.getSeriesIdCols()
+        if series:
+            # Points back from each series' end: 0 is its last point.
+            back = Window.partitionBy(*series).orderBy(F.col(time_col).desc())
+            indexed = dataset.withColumn(_INDEX, F.dense_rank().over(back) - 1)
+            longest = indexed.agg(F.max(_INDEX)).first()[0]
+            n_points = 0 if longest is None else int(longest) + 1
+            # Index windows are built forward; flip them to count back.
+            folds = build_folds(n_points, **common)
+            flipped = [
+                _Fold(
+                    train=(n_points - 1 - f.train[1], n_points - 1 - f.train[0]),
+                    validation=(n_points - 1 - f.validation[1], n_points - 1 - f.validation[0]),
+                )
+                for f in folds
+            ]
+            bounds = [
+                {
+                    "trainPointsBack": [f.train[0], f.train[1]],
+                    "validationPointsBack": [f.validation[0], f.validation[1]],
+                }
+                for f in flipped
+            ]
+            return indexed, flipped, bounds
+
+        # The index is computed by Spark (no round trip of times through Python,
+        # where time zones could shift them); the distinct times are few.
+        order = Window.orderBy(time_col)
+        index_df = (
+            dataset.select(time_col)
+            .distinct()
+            .withColumn(_INDEX, F.row_number().over(order) - 1)
+            .cache()
+        )
+        times = [row[0] for row in index_df.orderBy(_INDEX).select(time_col).collect()]
+        n_points = len(times)
+        if n_points > MAX_TIME_POINTS:
+            index_df.unpersist()
+            raise ResourceLimitError(
+                f"timeCol '{time_col}' has {n_points} distinct values (more than "
+                f"{MAX_TIME_POINTS}); truncate it to a coarser unit (e.g. F.date_trunc)."
+            )
+        self._cached_index = index_df
+        cutoff_indices = None
+        cutoffs = self.getCutoffs()
+        if cutoffs is not None:
+            cutoff_indices = _cutoff_indices(cutoffs, times, time_col)
+        folds = build_folds(n_points, cutoff_indices=cutoff_indices, **common)
+        indexed = dataset.join(F.broadcast(index_df), on=time_col)
+        bounds = [
+            {
+                "trainStart": _json_value(times[f.train[0]]),
+                "trainEnd": _json_value(times[f.train[1]]),
+                "validationStart": _json_value(times[f.validation[0]]),
+                "validationEnd": _json_value(times[f.validation[1]]),
+            }
+            for f in folds
+        ]
+        return indexed, folds, bounds
+
+    @staticmethod
+    def _window(indexed: DataFrame, span: tuple[int, int]) -> DataFrame:
+        from pyspark.sql import functions as F
+
+        return indexed.where(F.col(_INDEX).between(span[0], span[1])).drop(_INDEX)
+
+    def _check_classes(self, indexed: DataFrame, folds: list[_Fold], bounds: list[dict]) -> None:
+        """A classification metric on a window with one class is meaningless: refuse it."""
+        from pyspark.sql import functions as F
+
+        evaluator = self.getEvaluator()
+        if type(evaluator).__name__ not in _CLASSIFICATION_EVALUATORS:
+            return
+        label = evaluator.getLabelCol()
+        aggs = []
+        for i, fold in enumerate(folds):
+            for part, span in (("train", fold.train), ("validation", fold.validation)):
+                inside = F.col(_INDEX).between(span[0], span[1])
+                aggs.append(F.count_distinct(F.when(inside, F.col(label))).alias(f"{part}{i}"))
+        counts = indexed.agg(*aggs).first().asDict()
+        for name, n_classes in counts.items():
+            if n_classes < 2:
+                part = "train" if name.startswith("train") else "validation"
+                fold = int(name[len(part) :])
+                raise InvalidInputError(
+                    f"fold {fold}: the {part} window {bounds[fold]} has {n_classes} class(es) "
+                    f"in '{label}'; {type(evaluator).__name__} needs two or more. Use longer "
+                    "windows (horizon, trainWindow) or fewer folds."
+                )
+
+    # --- fitting ----------------------------------------------------------
+
+    def _fit(self, dataset: DataFrame) -> TimeSeriesCrossValidatorModel:
+        self._check_params(dataset)
+        self._check_time_nulls(dataset)
+        self._cached_index: DataFrame | None = None
+        try:
+            return self._fit_folds(dataset)
+        finally:
+            if self._cached_index is not None:
+                self._cached_index.unpersist()
+                self._cached_index = None
+
+    def _fit_folds(self, dataset: DataFrame) -> TimeSeriesCrossValidatorModel:
+        est, epm, eva = self.getEstimator(), self.getEstimatorParamMaps(), self.getEvaluator()
+        indexed, folds, bounds = self._indexed(dataset)
+        self._check_classes(indexed, folds, bounds)
+        n_folds, n_maps = len(folds), len(epm)
+        collect = self.getCollectSubModels()
+
+        lock = threading.Lock()
+        frames: dict[int, tuple[DataFrame, DataFrame]] = {}
+        remaining = [n_maps] * n_folds
+
+        def fold_frames(f: int) -> tuple[DataFrame, DataFrame]:
+            with lock:
+                if f not in frames:
+                    frames[f] = (
+                        self._window(indexed, folds[f].train).cache(),
+                        self._window(indexed, folds[f].validation).cache(),
+                    )
+                return frames[f]
+
+        def release(f: int) -> None:
+            with lock:
+                remaining[f] -= 1
+                if remaining[f] == 0 and f in frames:
+                    for frame in frames.pop(f):
+                        frame.unpersist()
+
+        def evaluate(f: int, j: int) -> tuple[int, int, float, Any]:
+            train, validation = fold_frames(f)
+            try:
+                model = est.fit(train, epm[j])
+                metric = float(eva.evaluate(model.transform(validation, epm[j])))
+            finally:
+                release(f)
+            return f, j, metric, model if collect else None
+
+        metrics = np.full((n_folds, n_maps), np.nan)
+        sub_models: list[list[Any]] = [[None] * n_maps for _ in range(n_folds)]
+        workers = min(self.getParallelism(), n_folds * n_maps)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(evaluate, f, j) for f in range(n_folds) for j in range(n_maps)]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [fut for fut in done if fut.exception() is not None]
+            if failed:
+                for fut in pending:
+                    fut.cancel()
+                wait(pending)
+                for frame_pair in list(frames.values()):
+                    for frame in frame_pair:
+                        frame.unpersist()
+                raise failed[0].exception()  # type: ignore[misc]
+            for fut in futures:
+                f, j, metric, model = fut.result()
+                metrics[f, j] = metric
+                sub_models[f][j] = model
+
+        avg = metrics.mean(axis=0)
+        best = int(np.argmax(avg) if eva.isLargerBetter() else np.argmin(avg))
+        best_model = est.fit(dataset, epm[best])
+        model = TimeSeriesCrossValidatorModel(
+            bestModel=best_model,
+            avgMetrics=avg.tolist(),
+            stdMetrics=metrics.std(axis=0).tolist(),
+            foldMetrics=metrics.tolist(),
+            foldBoundaries=bounds,
+            subModels=sub_models if collect else None,
+        )
+        return self._copyValues(model)
+
+    def copy(self, extra: dict | None = None) -> TimeSeriesCrossValidator:
+        """A copy with the estimator and evaluator copied too (as CrossValidator)."""
+        extra = dict(extra or {})
+        new = Params.copy(self, extra)
+        if self.isSet(self.estimator):
+            new.setEstimator(self.getEstimator().copy(extra))  # type: ignore[attr-defined]
+        if self.isSet(self.evaluator):
+            new.setEvaluator(self.getEvaluator().copy(extra))  # type: ignore[attr-defined]
+        return new
+
+    def setEstimator(self, value: Estimator) -> TimeSeriesCrossValidator:
+        """Set the estimator."""
+        return self._set(estimator=value)
+
+    def setEvaluator(self, value: Any) -> TimeSeriesCrossValidator:
+        """Set the evaluator."""
+        return self._set(evaluator=value)
+
+    def setEstimatorParamMaps(self, value: list) -> TimeSeriesCrossValidator:
+        """Set the parameter maps."""
+        return self._set(estimatorParamMaps=value)
+
+    def write(self) -> MLWriter:
+        """Persisting the unfitted validator is not supported; save its Model."""
+        raise NotImplementedError(
+            "TimeSeriesCrossValidator itself cannot be saved; fit it and save the "
+            "TimeSeriesCrossValidatorModel (model.write().save(path))."
+        )
+
+
+class TimeSeriesCrossValidatorModel(Model, _TimeSeriesCVParams, MLReadable, MLWritable):
+    """The result of :class:`TimeSeriesCrossValidator`: the best model and the metrics.
+
+    Attributes
+    ----------
+    bestModel : pyspark.ml.Model
+        Refitted on the whole dataset with the best parameter map.
+    avgMetrics : list of float
+        Mean metric over folds, one per parameter map.
+    stdMetrics : list of float
+        Standard deviation over folds, one per parameter map.
+    foldMetrics : list of list of float
+        ``foldMetrics[fold][paramMap]``.
+    foldBoundaries : list of dict
+        Per fold: ``trainStart``, ``trainEnd``, ``validationStart``,
+        ``validationEnd`` (inclusive, ISO strings for dates and times), or with
+        ``seriesIdCols`` the point ranges counted back from each series' end.
+    subModels : list of list of Model or None
+        With ``collectSubModels``: ``subModels[fold][paramMap]`` (not saved).
+    """
+
+    def __init__(
+        self,
+        bestModel: Model,
+        avgMetrics: list[float],
+        stdMetrics: list[float],
+        foldMetrics: list[list[float]],
+        foldBoundaries: list[dict],
+        subModels: list[list[Any]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.bestModel = bestModel
+        self.avgMetrics = avgMetrics
+        self.stdMetrics = stdMetrics
+        self.foldMetrics = foldMetrics
+        self.foldBoundaries = foldBoundaries
+        self.subModels = subModels
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        return self.bestModel.transform(dataset)
+
+    def copy(self, extra: dict | None = None) -> TimeSeriesCrossValidatorModel:
+        """A copy sharing the fitted best model."""
+        new = TimeSeriesCrossValidatorModel(
+            self.bestModel.copy(extra),
+            list(self.avgMetrics),
+            list(self.stdMetrics),
+            [list(m) for m in self.foldMetrics],
+            [dict(b) for b in self.foldBoundaries],
+            self.subModels,
+        )
+        return self._copyValues(new, extra)
+
+    def write(self) -> MLWriter:
+        """A writer: ``model.write().overwrite().save(path)``."""
+        return _ModelWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        """A reader: ``TimeSeriesCrossValidatorModel.load(path)``."""
+        return _ModelReader()
+
+
+# Simple Params that are saved with the model (the estimator, evaluator and
+# parameter maps are not: they are objects, and the best model carries what
+# prediction needs).
+_SAVED_PARAMS = (
+    "timeCol",
+    "numFolds",
+    "cutoffs",
+    "horizon",
+    "gap",
+    "windowType",
+    "trainWindow",
+    "seriesIdCols",
+    "parallelism",
+    "collectSubModels",
+    "seed",
+)
+
+
+class _ModelWriter(MLWriter):
+    """JSON metadata written with Spark (so any Hadoop path works) + the best model's own save."""
+
+    def __init__(self, instance: TimeSeriesCrossValidatorModel) -> None:
+        super().__init__()
+        self.instance = instance
+
+    def save(self, path: str) -> None:
+        # MLWriter.save's overwrite goes through the JVM, which Spark Connect
+        # does not offer; Spark's own writers can overwrite on both.
+        self.saveImpl(path)
+
+    def saveImpl(self, path: str) -> None:
+        model = self.instance
+        best = model.bestModel
+        params = {
+            name: _json_value(model.getOrDefault(name))
+            for name in _SAVED_PARAMS
+            if model.isDefined(getattr(model, name))
+        }
+        if "cutoffs" in params:
+            params["cutoffs"] = [_json_value(c) for c in params["cutoffs"]]
+        metadata = {
+            "class": "sparklift.tuning.TimeSeriesCrossValidatorModel",
+            "formatVersion": FORMAT_VERSION,
+            "uid": model.uid,
+            "params": params,
+            "avgMetrics": model.avgMetrics,
+            "stdMetrics": model.stdMetrics,
+            "foldMetrics": model.foldMetrics,
+            "foldBoundaries": model.foldBoundaries,
+            "bestModelClass": f"{type(best).__module__}.{type(best).__qualname__}",
+        }
+        spark = self.sparkSession
+        mode = "overwrite" if self.shouldOverwrite else "errorifexists"
+        text = json.dumps(metadata, allow_nan=True)
+        spark.createDataFrame([(text,)], "value string").coalesce(1).write.mode(mode).text(
+            f"{path}/metadata"
+        )
+        writer = best.write()
+        if self.shouldOverwrite:
+            writer = writer.overwrite()
+        writer.save(f"{path}/bestModel")
+
+
+class _ModelReader(MLReader):
+    def load(self, path: str) -> TimeSeriesCrossValidatorModel:
+        import importlib
+
+        try:
+            rows = self.sparkSession.read.text(f"{path}/metadata").collect()
+            metadata = json.loads(rows[0][0])
+        except Exception as exc:
+            raise ModelFormatError(
+                f"{path} is not a saved TimeSeriesCrossValidatorModel (no readable "
+                f"metadata: {type(exc).__name__}: {str(exc).splitlines()[0]})"
+            ) from None
+        if metadata.get("class") != "sparklift.tuning.TimeSeriesCrossValidatorModel":
+            raise ModelFormatError(f"{path} holds a {metadata.get('class')!r}, not this model.")
+        if metadata.get("formatVersion") != FORMAT_VERSION:
+            raise ModelFormatError(
+                f"{path} has format version {metadata.get('formatVersion')}; this sparklift "
+                f"reads version {FORMAT_VERSION}."
+            )
+        module, _, name = metadata["bestModelClass"].rpartition(".")
+        best_cls = getattr(importlib.import_module(module), name)
+        best = best_cls.load(f"{path}/bestModel")
+        model = TimeSeriesCrossValidatorModel(
+            bestModel=best,
+            avgMetrics=metadata["avgMetrics"],
+            stdMetrics=metadata["stdMetrics"],
+            foldMetrics=metadata["foldMetrics"],
+            foldBoundaries=metadata["foldBoundaries"],
+        )
+        model._resetUid(metadata["uid"])
+        model._set(**metadata["params"])
+        return model

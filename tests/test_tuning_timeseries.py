@@ -1,0 +1,317 @@
+"""TimeSeriesCrossValidator against a plain sequential loop over the same folds."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from sparklift.errors import InvalidInputError, ModelFormatError
+from sparklift.tuning import TimeSeriesCrossValidator, TimeSeriesCrossValidatorModel
+from sparklift.tuning.timeseries import build_folds
+
+DAY0 = dt.date(2024, 1, 1)
+
+
+def _panel(spark, n_days=24, per_day=6, seed=0, classes=False, drop_series_days=0):
+    """Daily rows for ``per_day`` series: label = 2 x1 - x2 + trend + noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for d in range(n_days):
+        for s in range(per_day):
+            if s == 0 and d < drop_series_days:  # series 0 starts late (ragged panel)
+                continue
+            x1, x2 = rng.normal(size=2)
+            y = 2 * x1 - x2 + 0.05 * d + rng.normal(scale=0.3)
+            label = float(y > 0) if classes else float(y)
+            rows.append((DAY0 + dt.timedelta(days=d), f"s{s}", float(x1), float(x2), label))
+    df = spark.createDataFrame(rows, "day date, series string, x1 double, x2 double, label double")
+    from pyspark.ml.feature import VectorAssembler
+
+    return VectorAssembler(inputCols=["x1", "x2"], outputCol="features").transform(df)
+
+
+def _lr_grid():
+    from pyspark.ml.regression import LinearRegression
+    from pyspark.ml.tuning import ParamGridBuilder
+
+    lr = LinearRegression(maxIter=20)
+    return lr, ParamGridBuilder().addGrid(lr.regParam, [0.0, 0.5]).build()
+
+
+def _sequential_metrics(df, est, grid, evaluator, windows):
+    """The reference: fit and evaluate every (fold, map) in turn, windows in days."""
+    from pyspark.sql import functions as F
+
+    out = []
+    for (a, b), (c, d) in windows:
+        train = df.where(F.col("day").between(a, b))
+        valid = df.where(F.col("day").between(c, d))
+        out.append([evaluator.evaluate(est.fit(train, pm).transform(valid)) for pm in grid])
+    return np.array(out)
+
+
+def day(i):
+    return DAY0 + dt.timedelta(days=i)
+
+
+# --- fold arithmetic, without Spark -----------------------------------------
+
+
+def test_build_folds_expanding_with_gap():
+    folds = build_folds(
+        20, num_folds=3, horizon=4, gap=2, window_type="expanding", train_window=None
+    )
+    assert [(f.train, f.validation) for f in folds] == [
+        ((0, 5), (8, 11)),
+        ((0, 9), (12, 15)),
+        ((0, 13), (16, 19)),
+    ]
+
+
+def test_build_folds_sliding_and_cutoffs():
+    folds = build_folds(
+        20,
+        num_folds=0,
+        horizon=3,
+        gap=1,
+        window_type="sliding",
+        train_window=5,
+        cutoff_indices=[2, 9],
+    )
+    assert [(f.train, f.validation) for f in folds] == [((0, 2), (4, 6)), ((5, 9), (11, 13))]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_folds": 6, "horizon": 4, "gap": 0}, "fold 0: the training window is empty"),
+        ({"num_folds": 1, "horizon": 3, "gap": 0, "cutoff_indices": [18]}, "runs past the last"),
+    ],
+)
+def test_build_folds_refuses_empty_or_overrunning_windows(kwargs, message):
+    with pytest.raises(InvalidInputError, match=message):
+        build_folds(20, window_type="expanding", train_window=None, **kwargs)
+
+
+# --- Spark ------------------------------------------------------------------
+
+
+@pytest.mark.smoke
+def test_metrics_equal_a_sequential_loop(spark):
+    from pyspark.ml.evaluation import RegressionEvaluator
+
+    df = _panel(spark).cache()
+    lr, grid = _lr_grid()
+    evaluator = RegressionEvaluator(metricName="rmse")
+    cv = TimeSeriesCrossValidator(
+        estimator=lr,
+        estimatorParamMaps=grid,
+        evaluator=evaluator,
+        timeCol="day",
+        numFolds=3,
+        horizon=4,
+        gap=1,
+        parallelism=4,
+    )
+    model = cv.fit(df)
+    # 24 days: validation windows 12-15, 16-19, 20-23; training ends one day before.
+    windows = [
+        ((day(0), day(10)), (day(12), day(15))),
+        ((day(0), day(14)), (day(16), day(19))),
+        ((day(0), day(18)), (day(20), day(23))),
+    ]
+    expected = _sequential_metrics(df, lr, grid, evaluator, windows)
+    np.testing.assert_allclose(model.foldMetrics, expected, rtol=1e-9)
+    np.testing.assert_allclose(model.avgMetrics, expected.mean(axis=0), rtol=1e-9)
+    assert model.foldBoundaries[0] == {
+        "trainStart": "2024-01-01",
+        "trainEnd": "2024-01-11",
+        "validationStart": "2024-01-13",
+        "validationEnd": "2024-01-16",
+    }
+    best = int(np.argmin(expected.mean(axis=0)))
+    ref_best = lr.fit(df, grid[best])
+    np.testing.assert_allclose(model.bestModel.coefficients, ref_best.coefficients, rtol=1e-9)
+
+
+def test_sliding_window_with_cutoffs(spark):
+    from pyspark.ml.evaluation import RegressionEvaluator
+
+    df = _panel(spark, n_days=20)
+    lr, grid = _lr_grid()
+    evaluator = RegressionEvaluator(metricName="mae")
+    cv = TimeSeriesCrossValidator(
+        estimator=lr,
+        estimatorParamMaps=grid,
+        evaluator=evaluator,
+        timeCol="day",
+        cutoffs=["2024-01-08", day(13)],
+        horizon=3,
+        windowType="sliding",
+        trainWindow=6,
+        parallelism=2,
+    )
+    model = cv.fit(df)
+    windows = [((day(2), day(7)), (day(8), day(10))), ((day(8), day(13)), (day(14), day(16)))]
+    expected = _sequential_metrics(df, lr, grid, evaluator, windows)
+    np.testing.assert_allclose(model.foldMetrics, expected, rtol=1e-9)
+
+
+def test_series_windows_are_counted_from_each_series_end(spark):
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.sql import functions as F
+
+    # Series 0 starts on day 8 but, like the others, ends on day 15.
+    df = _panel(spark, n_days=16, per_day=3, drop_series_days=8)
+    ragged = df.where(F.col("series") != "s0").union(
+        df.where(F.col("series") == "s0").withColumn("day", F.date_sub("day", 2))
+    )  # ... and now ends two days before the others
+    lr, grid = _lr_grid()
+    evaluator = RegressionEvaluator()
+    cv = TimeSeriesCrossValidator(
+        estimator=lr,
+        estimatorParamMaps=grid[:1],
+        evaluator=evaluator,
+        timeCol="day",
+        seriesIdCols=["series"],
+        numFolds=2,
+        horizon=2,
+    )
+    model = cv.fit(ragged)
+    assert model.foldBoundaries == [
+        {"trainPointsBack": [4, 15], "validationPointsBack": [2, 3]},
+        {"trainPointsBack": [2, 15], "validationPointsBack": [0, 1]},
+    ]
+    # The reference: each series' own last day, counted back by hand.
+    ends = {
+        r["series"]: r["end"]
+        for r in ragged.groupBy("series").agg(F.max("day").alias("end")).collect()
+    }
+
+    def window(back_from, back_to):
+        cond = None
+        for s, end in ends.items():
+            c = (F.col("series") == s) & F.col("day").between(
+                end - dt.timedelta(days=back_to), end - dt.timedelta(days=back_from)
+            )
+            cond = c if cond is None else cond | c
+        return ragged.where(cond)
+
+    expected = []
+    for tb, vb in [((4, 15), (2, 3)), ((2, 15), (0, 1))]:
+        fitted = lr.fit(window(*tb), grid[0])
+        expected.append(evaluator.evaluate(fitted.transform(window(*vb))))
+    np.testing.assert_allclose(np.array(model.foldMetrics)[:, 0], expected, rtol=1e-9)
+
+
+def test_null_times_are_refused_with_count_and_example(spark):
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.sql import functions as F
+
+    df = _panel(spark, n_days=6, per_day=2)
+    df = df.withColumn("day", F.when(F.col("x1") > 1.0, None).otherwise(F.col("day")))
+    n_null = df.where(F.col("day").isNull()).count()
+    assert n_null > 0
+    lr, grid = _lr_grid()
+    cv = TimeSeriesCrossValidator(
+        estimator=lr, estimatorParamMaps=grid, evaluator=RegressionEvaluator(), timeCol="day"
+    )
+    with pytest.raises(
+        InvalidInputError, match=rf"timeCol 'day' has {n_null} null rows, for example"
+    ):
+        cv.fit(df)
+
+
+@pytest.mark.smoke
+def test_empty_time_window_is_a_clear_error(spark):
+    from pyspark.ml.evaluation import RegressionEvaluator
+
+    df = _panel(spark, n_days=5, per_day=2)
+    lr, grid = _lr_grid()
+    cv = TimeSeriesCrossValidator(
+        estimator=lr,
+        estimatorParamMaps=grid,
+        evaluator=RegressionEvaluator(),
+        timeCol="day",
+        numFolds=4,
+        horizon=2,
+    )
+    with pytest.raises(InvalidInputError, match="fold 0: the training window is empty"):
+        cv.fit(df)
+    cv = cv.copy().setParams(numFolds=1, cutoffs=["2023-12-25"])
+    with pytest.raises(InvalidInputError, match="before the first time"):
+        cv.fit(df)
+
+
+def test_single_class_fold_is_a_clear_error(spark):
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.sql import functions as F
+
+    df = _panel(spark, n_days=12, per_day=4, classes=True)
+    # From day 9 on every label is 1: the last validation window has one class.
+    df = df.withColumn("label", F.when(F.col("day") >= day(9), 1.0).otherwise(F.col("label")))
+    lr = LogisticRegression(maxIter=5)
+    cv = TimeSeriesCrossValidator(
+        estimator=lr,
+        estimatorParamMaps=[{lr.regParam: 0.0}],
+        evaluator=BinaryClassificationEvaluator(),
+        timeCol="day",
+        numFolds=2,
+        horizon=3,
+    )
+    with pytest.raises(InvalidInputError, match=r"fold 1: the validation window .* has 1 class"):
+        cv.fit(df)
+
+
+@pytest.mark.smoke
+def test_model_saves_and_loads(spark, tmp_path):
+    from pyspark.ml.evaluation import RegressionEvaluator
+
+    df = _panel(spark, n_days=10, per_day=3)
+    lr, grid = _lr_grid()
+    cv = TimeSeriesCrossValidator(
+        estimator=lr,
+        estimatorParamMaps=grid,
+        evaluator=RegressionEvaluator(),
+        timeCol="day",
+        numFolds=2,
+        horizon=2,
+        parallelism=2,
+    )
+    model = cv.fit(df)
+    path = str(tmp_path / "tscv")
+    model.write().save(path)
+    model.write().overwrite().save(path)
+    loaded = TimeSeriesCrossValidatorModel.load(path)
+    assert loaded.avgMetrics == model.avgMetrics
+    assert loaded.foldMetrics == model.foldMetrics
+    assert loaded.foldBoundaries == model.foldBoundaries
+    assert loaded.getHorizon() == 2 and loaded.getTimeCol() == "day"
+    np.testing.assert_allclose(loaded.bestModel.coefficients, model.bestModel.coefficients)
+    got = [r.prediction for r in loaded.transform(df).orderBy("day", "series").collect()]
+    want = [r.prediction for r in model.transform(df).orderBy("day", "series").collect()]
+    np.testing.assert_allclose(got, want)
+    with pytest.raises(ModelFormatError, match="not a saved TimeSeriesCrossValidatorModel"):
+        TimeSeriesCrossValidatorModel.load(str(tmp_path / "nothing-here"))
+
+
+def test_a_failing_fit_stops_the_search_with_its_error(spark):
+    from pyspark.ml.evaluation import RegressionEvaluator
+
+    df = _panel(spark, n_days=8, per_day=2)
+    lr, grid = _lr_grid()
+    bad = [{**grid[0], lr.featuresCol: "no_such_column"}]
+    cv = TimeSeriesCrossValidator(
+        estimator=lr,
+        estimatorParamMaps=bad,
+        evaluator=RegressionEvaluator(),
+        timeCol="day",
+        numFolds=2,
+        horizon=2,
+        parallelism=2,
+    )
+    with pytest.raises(Exception, match="no_such_column"):
+        cv.fit(df)
