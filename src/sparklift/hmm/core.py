@@ -14,6 +14,18 @@ hmmlearn's ``lengths`` as ``offsets = [0, *cumsum(lengths)]``.
 Parameter dicts hold ``"startprob"`` (K,), ``"transmat"`` (K, K) and the
 family's keys (``"emissionprob"``; ``"means"``, ``"covars"``; ``"lambdas"``;
 ``"weights"``).
+
+Examples
+--------
+>>> import numpy as np
+>>> from sparklift.hmm import core
+>>> from sparklift.hmm.emissions import get_family
+>>> X = np.random.RandomState(0).randint(0, 4, size=300)      # symbols
+>>> offsets = core.lengths_to_offsets([100, 150, 50])
+>>> family = get_family("categorical", n_features=4)
+>>> start = core.init_params(family, 2, X, "ste", random_state=0)
+>>> params, monitor = core.fit_arrays(family, start, X, offsets, n_iter=20, implementation="scaling")
+>>> logprob, states = core.decode(family, params, X, offsets)
 """
 
 from __future__ import annotations
