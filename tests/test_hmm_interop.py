@@ -88,3 +88,16 @@ def test_clear_errors():
         from_hmmlearn(hmm.CategoricalHMM(n_components=2))
     with pytest.raises(TypeError, match="expected one of"):
         from_hmmlearn(object())
+
+
+@pytest.mark.parametrize(("name", "hyper"), [CASES[0], CASES[3], CASES[5], CASES[7]])
+def test_sample_draws_as_hmmlearn(name, hyper):
+    rng = np.random.RandomState(3)
+    X = _data(name, rng)
+    fam = get_family(name, n_features=4 if name == "categorical" else X.shape[1], **hyper)
+    params = core.init_params(fam, 2, X, "st" + fam.letters, random_state=0)
+    obj = to_hmmlearn(name, fam.get_params(), params, 2)
+    got_X, got_states = core.sample(fam, params, 25, random_state=7)
+    ref_X, ref_states = obj.sample(25, random_state=7)
+    np.testing.assert_array_equal(got_states, ref_states)
+    np.testing.assert_allclose(got_X, ref_X, rtol=1e-12)
