@@ -111,7 +111,7 @@ def test_gaussian_priors_univariate():
     np.testing.assert_allclose(fam.public_attributes(got)["covars_"], ref.covars_, rtol=RTOL)
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+@pytest.mark.parametrize("covariance_type", ["spherical", "diag", "full"])
 def test_gaussian_state_without_responsibility_keeps_finite_params(covariance_type):
     X = _gaussian_data(12)
     fam = get_family("gaussian", n_features=2, covariance_type=covariance_type)
@@ -123,6 +123,7 @@ def test_gaussian_state_without_responsibility_keeps_finite_params(covariance_ty
     for v in got.values():
         assert np.all(np.isfinite(v))
     np.testing.assert_array_equal(got["means"][2], params["means"][2])
+    np.testing.assert_array_equal(got["covars"][2], params["covars"][2])
 
 
 @pytest.mark.parametrize("covariance_type", ["diag", "full"])

@@ -200,7 +200,8 @@ def _fill_covars(
         return np.array([np.diag(c) for c in covars])
     if covariance_type == "tied":
         return np.tile(covars, (n_components, 1, 1))
-    flat = np.ravel(covars)
+    # hmmlearn may hold spherical variances tiled to (K, F); one per state here
+    flat = covars.mean(axis=1) if covars.ndim == 2 else np.ravel(covars)
     return np.eye(n_features)[None, :, :] * flat[:, None, None]
 
 
@@ -586,14 +587,16 @@ class GaussianEmissions(EmissionFamily):
         means_prior = self.means_prior
         means_weight = self.means_weight
         denom = stats["post"][:, None]
-        # a state with no responsibility keeps its parameters (hmmlearn: 0/0 = NaN)
-        empty = stats["post"] == 0
+        # A state whose new mean hmmlearn would compute as 0/0 (no responsibility,
+        # no means prior) keeps its mean and covariance instead of becoming NaN.
+        empty = np.zeros(stats["post"].shape[0], dtype=bool)
         old_means = params["means"]
         old_covars = params["covars"]
         if "m" in fit_params:
             with np.errstate(invalid="ignore", divide="ignore"):
                 means = (means_weight * means_prior + stats["obs"]) / (means_weight + denom)
-            means = np.where(np.isfinite(means), means, old_means)
+            empty = ~np.isfinite(means).all(axis=1)
+            means[empty] = old_means[empty]
             params["means"] = means
         if "c" in fit_params:
             means = params["means"]
@@ -611,6 +614,7 @@ class GaussianEmissions(EmissionFamily):
                 cv = (covars_prior + c_n) / np.maximum(c_d, 1e-5)
                 if self.covariance_type == "spherical":
                     cv = cv.mean(1)
+                cv[empty] = np.asarray(old_covars)[empty]
             else:
                 nf = means.shape[1]
                 nc = means.shape[0]
