@@ -98,7 +98,6 @@ def test_build_folds_refuses_empty_or_overrunning_windows(kwargs, message):
 # --- Spark ------------------------------------------------------------------
 
 
-@pytest.mark.smoke
 def test_metrics_equal_a_sequential_loop(spark):
     from pyspark.ml.evaluation import RegressionEvaluator
 
@@ -289,7 +288,8 @@ def test_model_saves_and_loads(spark, tmp_path):
     assert loaded.avgMetrics == model.avgMetrics
     assert loaded.foldMetrics == model.foldMetrics
     assert loaded.foldBoundaries == model.foldBoundaries
-    assert loaded.getHorizon() == 2 and loaded.getTimeCol() == "day"
+    assert loaded.getHorizon() == 2
+    assert loaded.getTimeCol() == "day"
     np.testing.assert_allclose(loaded.bestModel.coefficients, model.bestModel.coefficients)
     got = [r.prediction for r in loaded.transform(df).orderBy("day", "series").collect()]
     want = [r.prediction for r in model.transform(df).orderBy("day", "series").collect()]

@@ -419,7 +419,9 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
 
         # The index is computed by Spark (no round trip of times through Python,
         # where time zones could shift them); the distinct times are few.
-        order = Window.orderBy(time_col)
+        # One partition on purpose (the distinct times are few); said explicitly,
+        # which also keeps Spark from warning about it.
+        order = Window.partitionBy(F.lit(0)).orderBy(time_col)
         index_df = (
             dataset.select(time_col)
             .distinct()
@@ -709,7 +711,7 @@ class _ModelWriter(MLWriter):
             "bestModelClass": f"{type(best).__module__}.{type(best).__qualname__}",
         }
         spark = self.sparkSession
-        mode = "overwrite" if self.shouldOverwrite else "errorifexists"
+        mode = "overwrite" if self.shouldOverwrite else "error"  # Connect knows "error"
         text = json.dumps(metadata, allow_nan=True)
         spark.createDataFrame([(text,)], "value string").coalesce(1).write.mode(mode).text(
             f"{path}/metadata"
