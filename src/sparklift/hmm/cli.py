@@ -1,0 +1,359 @@
+"""``sparklift hmm fit``, ``sparklift hmm decode`` and ``sparklift demo``.
+
+``hmm fit`` reads sequences from Parquet or CSV and saves a fitted model
+folder; ``hmm decode`` reads a saved model and sequences and writes Parquet
+with each sequence's log-likelihood and state path; ``demo`` runs
+:func:`sparklift.hmm.demo.run_demo`.
+
+Input is either one row per sequence (an array column; in CSV a string of
+numbers separated by spaces, commas or semicolons) or, with ``--id-col``, a
+long event table (one row per event) turned into sequences with
+:func:`sparklift.hmm.sequences.sequences_from_events`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+#: Estimator class of each ``--family``.
+FAMILY_CLASSES = {
+    "categorical": "CategoricalHMM",
+    "gaussian": "GaussianHMM",
+    "poisson": "PoissonHMM",
+    "multinomial": "MultinomialHMM",
+    "gmm": "GMMHMM",
+}
+
+# (flag, Param name, type, help): estimator options, passed on only when given.
+_ESTIMATOR_OPTIONS: list[tuple[str, str, Any, str]] = [
+    ("--n-components", "n_components", int, "number of hidden states (default 1)"),
+    ("--n-iter", "n_iter", int, "maximum number of EM iterations (default 10)"),
+    ("--tol", "tol", float, "stop when the log-likelihood gain is below this (default 0.01)"),
+    ("--random-state", "random_state", int, "seed of the initialisation"),
+    ("--params", "update_params", str, "letters of the parameters EM updates (hmmlearn's params)"),
+    ("--init-params", "init_params", str, "letters of the parameters initialised before EM"),
+    ("--n-init", "n_init", int, "EM restarts; the best log-likelihood is kept (default 1)"),
+    ("--implementation", "implementation", str, "forward-backward: log (default) or scaling"),
+    ("--algorithm", "algorithm", str, "decoder stored in the model: viterbi (default) or map"),
+    ("--startprob-prior", "startprob_prior", float, "Dirichlet prior of startprob_ (default 1)"),
+    ("--transmat-prior", "transmat_prior", float, "Dirichlet prior of transmat_ rows (default 1)"),
+    ("--n-features", "n_features", int, "categorical: number of symbols (default: inferred)"),
+    ("--covariance-type", "covariance_type", str, "gaussian/gmm: spherical, diag, full or tied"),
+    ("--min-covar", "min_covar", float, "gaussian/gmm: floor on the covariance diagonal"),
+    ("--n-mix", "n_mix", int, "gmm: Gaussian components per state"),
+    ("--n-trials", "n_trials", int, "multinomial: trials per frame (counts sum to it)"),
+    ("--checkpoint-dir", "checkpoint_dir", str, "save parameters after every iteration; resume"),
+    ("--num-partitions", "num_partitions", int, "partitions of the cached training data"),
+    ("--init-sample-size", "init_sample_size", int, "frames sampled for initialisation"),
+]
+
+
+def _add_spark_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Spark")
+    group.add_argument(
+        "--master",
+        help="master of a new local session (default: SPARKLIFT_MASTER or local[*]); "
+        "ignored when SPARK_REMOTE points at a Spark Connect server",
+    )
+    group.add_argument("--driver-memory", help="driver memory of a new local session, e.g. 4g")
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("input")
+    group.add_argument("input", help="Parquet or CSV file or folder")
+    group.add_argument(
+        "--format",
+        choices=("parquet", "csv"),
+        help="input format (default: from the extension, else parquet)",
+    )
+    group.add_argument(
+        "--sequence-col",
+        default="sequence",
+        help="column of sequences, one row per sequence (default: sequence)",
+    )
+    group.add_argument(
+        "--id-col",
+        help="read a long event table instead: the column identifying each sequence",
+    )
+    group.add_argument("--order-col", help="with --id-col: the column ordering events")
+    group.add_argument(
+        "--value-cols",
+        help="with --id-col: comma-separated value column(s); several make vector frames",
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add ``hmm fit``, ``hmm decode`` and ``demo`` to the ``sparklift`` command."""
+    hmm = subparsers.add_parser(
+        "hmm",
+        help="fit and decode hidden Markov models on Spark",
+        description="Hidden Markov models trained by distributed EM (sparklift.hmm).",
+    )
+    commands = hmm.add_subparsers(dest="hmm_command", metavar="COMMAND")
+    hmm.set_defaults(func=lambda args: _usage(hmm))
+
+    fit = commands.add_parser(
+        "fit",
+        help="fit an HMM on sequences from Parquet or CSV and save the model",
+        description="Fit an HMM by distributed EM and save the model folder (JSON + NPZ). "
+        "Options mirror the estimator's parameters; unset ones keep hmmlearn's defaults.",
+    )
+    _add_input_options(fit)
+    fit.add_argument("--output", "-o", required=True, help="model folder to write")
+    fit.add_argument(
+        "--family",
+        choices=sorted(FAMILY_CLASSES),
+        default="categorical",
+        help="emission family (default: categorical)",
+    )
+    model_opts = fit.add_argument_group("estimator")
+    for flag, dest, kind, text in _ESTIMATOR_OPTIONS:
+        metavar = {int: "N", float: "X", str: "STR"}[kind]
+        model_opts.add_argument(flag, dest=f"param_{dest}", type=kind, metavar=metavar, help=text)
+    model_opts.add_argument(
+        "--init-model", help="a saved sparklift model folder giving the non-initialised parameters"
+    )
+    fit.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
+    fit.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show the EM progress bar (default: on)",
+    )
+    _add_spark_options(fit)
+    fit.set_defaults(func=_fit)
+
+    decode = commands.add_parser(
+        "decode",
+        help="decode sequences with a saved model and write Parquet with the states",
+        description="Add each sequence's log-likelihood and decoded state path and write "
+        "the result as Parquet.",
+    )
+    decode.add_argument("model", help="model folder written by 'sparklift hmm fit' or save()")
+    _add_input_options(decode)
+    decode.add_argument("--output", "-o", required=True, help="Parquet folder to write")
+    decode.add_argument(
+        "--algorithm", choices=("viterbi", "map"), help="decoder (default: the model's)"
+    )
+    decode.add_argument("--posteriors-col", help="also write state posteriors in this column")
+    decode.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_spark_options(decode)
+    decode.set_defaults(func=_decode)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="fit an HMM to generated shopping sessions on local Spark (make demo)",
+        description="Generate shopping sessions from a known hidden process, fit a "
+        "CategoricalHMM on Spark, print the learned transition matrix beside the true one, "
+        "decode the sessions and write data, decoded paths, the model and a log-likelihood "
+        "plot to the output folder.",
+    )
+    demo.add_argument("--output", "-o", default="demo-output", help="folder (default: demo-output)")
+    demo.add_argument("--sessions", type=int, default=20_000, help="sessions (default: 20000)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the data (default: 0)")
+    demo.add_argument(
+        "--n-iter", type=int, default=200, help="maximum EM iterations (default: 200)"
+    )
+    demo.add_argument("--tol", type=float, default=1.0, help="EM tolerance (default: 1.0)")
+    demo.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show the EM progress bar (default: on)",
+    )
+    _add_spark_options(demo)
+    demo.set_defaults(func=_demo)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+class _Session:
+    """get_spark() for a command; stops the session afterwards only if it started it."""
+
+    def __init__(self, args: argparse.Namespace, app_name: str) -> None:
+        self.args = args
+        self.app_name = app_name
+        self.started = False
+
+    def __enter__(self) -> Any:
+        from sparklift.session import active_session, get_spark
+
+        self.started = active_session() is None
+        return get_spark(
+            self.app_name,
+            master=getattr(self.args, "master", None),
+            driver_memory=getattr(self.args, "driver_memory", None),
+        )
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.started:
+            from sparklift.session import active_session
+
+            session = active_session()
+            if session is not None:
+                session.stop()
+
+
+def _input_format(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    path = args.input.rstrip("/")
+    if path.lower().endswith(".csv") or path.lower().endswith(".csv.gz"):
+        return "csv"
+    if os.path.isdir(path):
+        names = [n for n in os.listdir(path) if not n.startswith((".", "_"))]
+        if names and all(n.lower().endswith((".csv", ".csv.gz")) for n in names):
+            return "csv"
+    return "parquet"
+
+
+def _read_sequences(spark: Any, args: argparse.Namespace, kind: str) -> Any:
+    """The input as one row per sequence in ``args.sequence_col``."""
+    from pyspark.sql import functions as F
+
+    from sparklift.errors import InvalidInputError
+    from sparklift.hmm.sequences import sequences_from_events
+
+    if not os.path.exists(args.input) and "://" not in args.input:
+        raise FileNotFoundError(f"Input {args.input} does not exist")
+    fmt = _input_format(args)
+    if fmt == "csv":
+        df = spark.read.csv(args.input, header=True, inferSchema=True)
+    else:
+        df = spark.read.parquet(args.input)
+    if args.id_col:
+        if not args.order_col or not args.value_cols:
+            raise InvalidInputError("--id-col needs --order-col and --value-cols as well")
+        values = [v.strip() for v in args.value_cols.split(",") if v.strip()]
+        return sequences_from_events(
+            df,
+            args.id_col,
+            args.order_col,
+            values[0] if len(values) == 1 else values,
+            output_col=args.sequence_col,
+        )
+    col = args.sequence_col
+    if col in df.columns and dict(df.dtypes)[col] == "string":
+        # CSV cannot hold arrays: a sequence is a string of numbers.
+        element = "bigint" if kind == "int" else "double"
+        parts = F.split(F.trim(F.col(f"`{col}`")), r"[\s,;]+")
+        df = df.withColumn(
+            col,
+            F.when(F.trim(F.col(f"`{col}`")) == "", F.array().cast(f"array<{element}>")).otherwise(
+                parts.cast(f"array<{element}>")
+            ),
+        )
+        bad = df.filter(F.exists(F.col(f"`{col}`"), lambda x: x.isNull())).limit(1).collect()
+        if bad:
+            raise InvalidInputError(
+                f"Column '{col}' holds text that is not a list of numbers, e.g. row "
+                f"{bad[0].asDict()}; use numbers separated by spaces, commas or semicolons"
+            )
+    elif fmt == "csv" and col not in df.columns:
+        raise InvalidInputError(
+            f"Column '{col}' not found in {args.input} (columns: {df.columns}); name the "
+            "sequence column with --sequence-col, or read an event table with --id-col, "
+            "--order-col and --value-cols"
+        )
+    return df
+
+
+def _estimator(args: argparse.Namespace) -> Any:
+    import sparklift.hmm as hmm
+    from sparklift.errors import InvalidInputError
+
+    cls = getattr(hmm, FAMILY_CLASSES[args.family])
+    settings: dict[str, Any] = {"sequence_col": args.sequence_col, "progress": args.progress}
+    for flag, dest, _, _ in _ESTIMATOR_OPTIONS:
+        value = getattr(args, f"param_{dest}")
+        if value is None:
+            continue
+        if not cls().hasParam(dest):
+            raise InvalidInputError(f"{flag} does not apply to --family {args.family}")
+        settings[dest] = value
+    if args.init_model:
+        from sparklift.hmm.estimators import _HMMModel
+
+        settings["init_model"] = _HMMModel.load(args.init_model)
+    return cls(**settings)
+
+
+def _kind(family: str) -> str:
+    return "int" if family == "categorical" else "vector"
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from sparklift.errors import InvalidInputError
+
+    if os.path.exists(args.output) and not args.overwrite:
+        raise InvalidInputError(f"{args.output} already exists; pass --overwrite to replace it")
+    estimator = _estimator(args)
+    with _Session(args, "sparklift-hmm-fit") as spark:
+        sequences = _read_sequences(spark, args, _kind(args.family))
+        model = estimator.fit(sequences)
+        writer = model.write()
+        if args.overwrite:
+            writer = writer.overwrite()
+        writer.save(args.output)
+    monitor = model.monitor_
+    history = list(monitor.history)
+    status = "converged" if monitor.converged else "stopped at n_iter"
+    print(
+        f"Fitted {type(model).__name__} with {model.getOrDefault('n_components')} states "
+        f"and {model.n_features} features: {len(history)} EM iterations, {status}, "
+        f"log-likelihood {history[-1]:.6g}"
+    )
+    print(f"Model saved to {os.path.abspath(args.output)}")
+    return 0
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from sparklift.errors import InvalidInputError
+    from sparklift.hmm.estimators import _HMMModel
+
+    if os.path.exists(args.output) and not args.overwrite:
+        raise InvalidInputError(f"{args.output} already exists; pass --overwrite to replace it")
+    model = _HMMModel.load(args.model)
+    model.set(model.sequence_col, args.sequence_col)
+    if args.algorithm:
+        model.set(model.algorithm, args.algorithm)
+    if args.posteriors_col:
+        model.set(model.posteriors_col, args.posteriors_col)
+    with _Session(args, "sparklift-hmm-decode") as spark:
+        sequences = _read_sequences(spark, args, _kind(model._family_name))
+        decoded = model.transform(sequences)
+        from sparklift._spark import translate_errors
+
+        with translate_errors():
+            decoded.write.mode("overwrite" if args.overwrite else "errorifexists").parquet(
+                args.output
+            )
+            n_rows = spark.read.parquet(args.output).count()
+    print(
+        f"Decoded {n_rows} sequences with {type(model).__name__} "
+        f"({model.getOrDefault('algorithm')}): {os.path.abspath(args.output)}"
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from sparklift.hmm.demo import run_demo
+
+    with _Session(args, "sparklift-demo") as spark:
+        run_demo(
+            args.output,
+            n_sessions=args.sessions,
+            seed=args.seed,
+            n_iter=args.n_iter,
+            tol=args.tol,
+            spark=spark,
+            progress=args.progress,
+        )
+    sys.stdout.flush()
+    return 0

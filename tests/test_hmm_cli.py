@@ -1,0 +1,166 @@
+"""``sparklift hmm fit`` / ``hmm decode``: fitted parameters and decoded paths equal hmmlearn's.
+
+The commands run in-process through ``sparklift.cli.main`` and reuse the test
+session (they only stop sessions they start themselves).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sparklift.cli import main
+
+hmmlearn_hmm = pytest.importorskip("hmmlearn.hmm")
+
+N_COMPONENTS, N_SYMBOLS = 3, 4
+
+
+def _sample(seed: int, n_seq: int = 30):
+    """Sequences from a known categorical HMM, hmmlearn's (X, lengths)."""
+    rng = np.random.RandomState(seed)
+    true = hmmlearn_hmm.CategoricalHMM(N_COMPONENTS, random_state=seed)
+    true.startprob_ = np.array([0.6, 0.3, 0.1])
+    true.transmat_ = np.array([[0.8, 0.15, 0.05], [0.1, 0.8, 0.1], [0.2, 0.1, 0.7]])
+    true.emissionprob_ = np.array(
+        [[0.7, 0.1, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1], [0.05, 0.05, 0.2, 0.7]]
+    )
+    true.n_features = N_SYMBOLS
+    lengths = rng.randint(5, 25, size=n_seq)
+    X = np.concatenate([true.sample(n, random_state=rng)[0] for n in lengths])
+    return X, lengths
+
+
+def _write_parquet(path, X, lengths):
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    sequences = pa.ListArray.from_arrays(pa.array(offsets), pa.array(X[:, 0].astype(np.int64)))
+    pq.write_table(pa.table({"seq_id": np.arange(len(lengths)), "sequence": sequences}), str(path))
+
+
+def _reference(X, lengths, n_iter=5):
+    ref = hmmlearn_hmm.CategoricalHMM(N_COMPONENTS, n_iter=n_iter, tol=0.0, random_state=1)
+    return ref.fit(X, lengths)
+
+
+@pytest.mark.smoke
+def test_fit_then_decode_match_hmmlearn(spark, tmp_path, capsys):
+    from sparklift.hmm import CategoricalHMMModel
+
+    X, lengths = _sample(0)
+    data = tmp_path / "sequences.parquet"
+    _write_parquet(data, X, lengths)
+    model_dir = tmp_path / "model"
+    argv = ["hmm", "fit", str(data), "-o", str(model_dir), "--n-components", "3"]
+    argv += ["--n-iter", "5", "--tol", "0", "--random-state", "1", "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "5 EM iterations" in out
+    assert str(model_dir) in out
+
+    ref = _reference(X, lengths)
+    model = CategoricalHMMModel.load(str(model_dir))
+    np.testing.assert_allclose(model.startprob_, ref.startprob_, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(model.transmat_, ref.transmat_, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(model.emissionprob_, ref.emissionprob_, rtol=1e-6, atol=1e-10)
+
+    decoded_dir = tmp_path / "decoded"
+    assert main(["hmm", "decode", str(model_dir), str(data), "-o", str(decoded_dir)]) == 0
+    assert "Decoded 30 sequences" in capsys.readouterr().out
+    table = pq.read_table(str(decoded_dir)).to_pandas().sort_values("seq_id")
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    for i, row in enumerate(table.itertuples()):
+        seq = X[offsets[i] : offsets[i + 1]]
+        _, states = ref.decode(seq)
+        np.testing.assert_array_equal(row.states, states)
+        np.testing.assert_allclose(row.log_likelihood, ref.score(seq), rtol=1e-6)
+
+
+def test_fit_from_csv_event_table(spark, tmp_path, capsys):
+    from sparklift.hmm import CategoricalHMMModel
+
+    X, lengths = _sample(1, n_seq=20)
+    rng = np.random.default_rng(0)
+    rows = [
+        (sid, t, int(X[start + t, 0]))
+        for sid, (start, n) in enumerate(zip(np.cumsum(lengths) - lengths, lengths, strict=True))
+        for t in range(n)
+    ]
+    rows = [rows[i] for i in rng.permutation(len(rows))]  # a log is not sorted
+    path = tmp_path / "clicks.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["session", "t", "page"])
+        writer.writerows(rows)
+    model_dir = tmp_path / "model"
+    argv = ["hmm", "fit", str(path), "-o", str(model_dir), "--id-col", "session"]
+    argv += ["--order-col", "t", "--value-cols", "page", "--n-components", "3"]
+    argv += ["--n-iter", "4", "--tol", "0", "--random-state", "1", "--no-progress"]
+    assert main(argv) == 0
+    ref = _reference(X, lengths, n_iter=4)
+    model = CategoricalHMMModel.load(str(model_dir))
+    np.testing.assert_allclose(model.transmat_, ref.transmat_, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(model.emissionprob_, ref.emissionprob_, rtol=1e-6, atol=1e-10)
+
+
+def test_decode_csv_sequence_strings_map(spark, tmp_path):
+    X, lengths = _sample(2, n_seq=8)
+    ref = _reference(X, lengths, n_iter=2)
+    from sparklift.hmm import CategoricalHMMModel
+
+    model = CategoricalHMMModel.from_hmmlearn(ref)
+    model_dir = tmp_path / "model"
+    model.save(str(model_dir))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    path = tmp_path / "sequences.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "events"])
+        for i in range(len(lengths)):
+            writer.writerow([i, " ".join(str(v) for v in X[offsets[i] : offsets[i + 1], 0])])
+    out = tmp_path / "decoded"
+    argv = ["hmm", "decode", str(model_dir), str(path), "--sequence-col", "events"]
+    argv += ["-o", str(out), "--algorithm", "map"]
+    assert main(argv) == 0
+    table = pq.read_table(str(out)).to_pandas().sort_values("id")
+    for i, row in enumerate(table.itertuples()):
+        _, states = ref.decode(X[offsets[i] : offsets[i + 1]], algorithm="map")
+        np.testing.assert_array_equal(row.states, states)
+
+
+def test_bad_data_gives_one_clear_error(spark, tmp_path, capsys):
+    X, lengths = _sample(3, n_seq=10)
+    X[3, 0] = -2
+    data = tmp_path / "bad.parquet"
+    _write_parquet(data, X, lengths)
+    argv = ["hmm", "fit", str(data), "-o", str(tmp_path / "m"), "--n-components", "2"]
+    assert main([*argv, "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sparklift: error: Column 'sequence' has 1 bad row out of 10")
+    assert "negative symbol" in err
+    assert "offending value: -2" in err
+    assert len(err.splitlines()) == 1  # no traceback
+    assert not os.path.exists(tmp_path / "m")
+
+
+def test_usage_errors(spark, tmp_path, capsys):
+    X, lengths = _sample(4, n_seq=5)
+    data = tmp_path / "s.parquet"
+    _write_parquet(data, X, lengths)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    assert main(["hmm", "fit", str(data), "-o", str(model_dir)]) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    argv = ["hmm", "fit", str(data), "-o", str(tmp_path / "m2"), "--covariance-type", "full"]
+    assert main(argv) == 1
+    assert "--covariance-type does not apply to --family categorical" in capsys.readouterr().err
+    assert main(["hmm", "fit", str(tmp_path / "nope.parquet"), "-o", str(tmp_path / "m3")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    argv = ["hmm", "fit", str(data), "-o", str(tmp_path / "m4"), "--id-col", "seq_id"]
+    assert main(argv) == 1
+    assert "--id-col needs --order-col and --value-cols" in capsys.readouterr().err
+    assert main(["hmm"]) == 2
