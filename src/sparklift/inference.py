@@ -25,7 +25,7 @@ import functools
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -106,14 +106,16 @@ _MODEL_CACHE: collections.OrderedDict[str, Any] = collections.OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
-def _cached_model(key: str, payload: bytes) -> Any:
-    """The model for ``key``, unpickled at most once per Python worker."""
+def _cached_model(
+    key: str, payload: bytes, loader: Callable[[bytes], Any] = _serialize.transport_loads
+) -> Any:
+    """The model for ``key`` (a hash of ``payload``), loaded at most once per Python worker."""
     with _CACHE_LOCK:
         model = _MODEL_CACHE.get(key)
         if model is not None:
             _MODEL_CACHE.move_to_end(key)
             return model
-    model = _serialize.transport_loads(payload)
+    model = loader(payload)
     with _CACHE_LOCK:
         _MODEL_CACHE[key] = model
         while len(_MODEL_CACHE) > _CACHE_SIZE:
@@ -285,7 +287,7 @@ def _arrow_output(
     if kind == "array":
         values = np.ascontiguousarray(values, dtype=np.float64)
         width = values.shape[1] if values.ndim == 2 else 1
-        offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
+        offsets = pa.array(np.arange(n + 1, dtype=np.int32) * np.int32(width))
         return pa.ListArray.from_arrays(
             offsets, pa.array(values.reshape(-1)), mask=None if mask is None else pa.array(mask)
         )

@@ -1,0 +1,783 @@
+"""One model per group: fit a clone of an estimator on every group, in parallel.
+
+:func:`fit_per_group` checks the size of the biggest group against a limit
+first (one small aggregation), then fits a clone of the estimator on each
+group with ``groupBy(...).applyInPandas``: one Python call per group, groups
+spread over all executors' cores. A group whose fit raises is recorded with
+its error message; the others are unaffected. The result, a
+:class:`GroupedModel`, holds a small ``models`` DataFrame (one row per group:
+key, serialized model, row count, training score, fit seconds, error),
+checkpointed so that later actions never refit.
+
+:meth:`GroupedModel.predict` scores every row with its own group's model.
+Small model tables (the usual case) are shipped once to each Python worker and
+rows are scored where they are, batch by batch, without a shuffle; larger ones
+are cogrouped with the data by key. Rows of groups without a model get null and
+are counted before the job (:class:`UnknownGroupWarning`).
+
+Models are stored with skops by default (safe to load; see
+:mod:`sparklift._serialize`); ``serializer="pickle"`` is an explicit opt-in.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from sparklift import _serialize
+from sparklift._spark import map_partitions, translate_errors
+from sparklift.errors import (
+    InvalidInputError,
+    ModelFormatError,
+    NotFittedError,
+    ResourceLimitError,
+)
+from sparklift.inference import (
+    _arrow_output,
+    _cached_model,
+    _call,
+    _check_methods,
+    _columns_matrix,
+    _infer_kinds,
+    _numeric_check,
+    _ScoreSpec,
+    _spark_type,
+    _zeros,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["GroupFitWarning", "GroupedModel", "UnknownGroupWarning", "fit_per_group"]
+
+#: Default of ``max_rows_per_group``.
+DEFAULT_MAX_ROWS_PER_GROUP = 1_000_000
+#: Format version of :meth:`GroupedModel.save`.
+FORMAT_VERSION = 1
+#: Above this many bytes of models, ``predict(strategy="auto")`` cogroups instead of shipping.
+BROADCAST_LIMIT_BYTES = 256 * 1024 * 1024
+
+_MODEL_COLUMNS = ("model", "n_rows", "train_score", "fit_seconds", "error")
+
+
+class GroupFitWarning(UserWarning):
+    """Some groups failed to fit; their error is in ``GroupedModel.models``.
+
+    Attributes
+    ----------
+    count : int
+        How many groups failed.
+    """
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count
+
+
+class UnknownGroupWarning(UserWarning):
+    """Rows of groups without a fitted model were given a null prediction.
+
+    Attributes
+    ----------
+    count : int
+        How many rows.
+    """
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count
+
+
+# --------------------------------------------------------------------------
+# Fitting (runs in the Python workers, one call per group).
+# --------------------------------------------------------------------------
+
+
+def _fresh(estimator: Any) -> Any:
+    try:
+        from sklearn.base import clone
+
+        return clone(estimator)
+    except TypeError:  # not a scikit-learn estimator: an independent copy does
+        return copy.deepcopy(estimator)
+
+
+def _fit_group(
+    key: tuple[Any, ...],
+    pdf: pd.DataFrame,
+    *,
+    payload: bytes,
+    digest: str,
+    group_col: str,
+    feature_cols: tuple[str, ...],
+    label_col: str | None,
+    order_by: tuple[str, ...],
+    serializer: str,
+) -> pd.DataFrame:
+    n = len(pdf)
+    data = None
+    score = math.nan
+    seconds = math.nan
+    error = None
+    try:
+        if order_by:
+            pdf = pdf.sort_values(list(order_by), kind="stable")
+        # C order, as a user's own matrix usually is (pandas would give Fortran order).
+        X = np.ascontiguousarray(pdf[list(feature_cols)].to_numpy(dtype=np.float64))
+        args = [X]
+        if label_col is not None:
+            y = pdf[label_col]
+            if y.isna().any():
+                raise InvalidInputError(
+                    f"label column '{label_col}' has {int(y.isna().sum())} null values in this "
+                    "group"
+                )
+            args.append(y.to_numpy())
+        model = _fresh(_cached_model(digest, payload))
+        start = time.perf_counter()
+        model.fit(*args)
+        seconds = time.perf_counter() - start
+        if callable(getattr(model, "score", None)):
+            try:
+                score = float(model.score(*args))
+            except Exception:  # a score is a bonus; the model stands without it
+                score = math.nan
+        data = _serialize.dumps(model, serializer)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    return pd.DataFrame(
+        {
+            group_col: [key[0]],
+            "model": [data],
+            "n_rows": [n],
+            "train_score": [score],
+            "fit_seconds": [seconds],
+            "error": [error],
+        }
+    )
+
+
+def _models_schema(df: DataFrame, group_col: str) -> Any:
+    from pyspark.sql.types import (
+        BinaryType,
+        DoubleType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+    )
+
+    return StructType(
+        [
+            StructField(group_col, df.schema[group_col].dataType, True),
+            StructField("model", BinaryType(), True),
+            StructField("n_rows", LongType(), False),
+            StructField("train_score", DoubleType(), True),
+            StructField("fit_seconds", DoubleType(), True),
+            StructField("error", StringType(), True),
+        ]
+    )
+
+
+def _check_group_sizes(df: DataFrame, group_col: str, max_rows: int) -> None:
+    from pyspark.sql import functions as F
+
+    sizes = df.groupBy(group_col).count()
+    row = sizes.agg(
+        F.max_by(group_col, "count").alias("biggest"),
+        F.max("count").alias("size"),
+        F.sum(F.when(F.col(group_col).isNull(), F.col("count"))).alias("null_rows"),
+    ).first()
+    if row is None or row["size"] is None:
+        raise InvalidInputError("the DataFrame is empty: there is no group to fit")
+    if row["null_rows"]:
+        raise InvalidInputError(
+            f"group column '{group_col}' is null in {row['null_rows']} rows; drop them or give "
+            "them a key first"
+        )
+    if row["size"] > max_rows:
+        raise ResourceLimitError(
+            f"group {row['biggest']!r} of '{group_col}' has {row['size']} rows, more than "
+            f"max_rows_per_group={max_rows}. Each group is fitted in one Python worker's "
+            "memory: raise max_rows_per_group if the executors have room for it, or split or "
+            "sample that group."
+        )
+
+
+def fit_per_group(
+    df: DataFrame,
+    group_col: str,
+    estimator: Any,
+    feature_cols: Sequence[str],
+    label_col: str | None = None,
+    *,
+    max_rows_per_group: int = DEFAULT_MAX_ROWS_PER_GROUP,
+    order_by: str | Sequence[str] | None = None,
+    serializer: str = "skops",
+) -> GroupedModel:
+    """Fit a clone of ``estimator`` on each group's rows, in parallel.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        Training rows (Classic or Connect).
+    group_col : str
+        The column whose values define the groups (no nulls).
+    estimator : object
+        An unfitted estimator with ``fit``; cloned (``sklearn.base.clone``, or
+        a deep copy for other objects) for every group.
+    feature_cols : list of str
+        Numeric feature columns, in order.
+    label_col : str, optional
+        The target column for supervised estimators (no nulls).
+    max_rows_per_group : int, default 1,000,000
+        The biggest group is measured before any fit; a bigger one raises
+        :class:`ResourceLimitError` naming it and its size.
+    order_by : str or list of str, optional
+        Sort each group's rows by these columns before fitting. Spark gives a
+        group's rows in no fixed order; estimators sensitive to row order
+        (bootstrap samples, SGD) need this to be reproducible.
+    serializer : {"skops", "pickle"}, default "skops"
+        How fitted models are stored in ``models`` and by :meth:`GroupedModel.save`.
+
+    Returns
+    -------
+    GroupedModel
+        Its ``models`` DataFrame has one row per group. Groups whose fit failed
+        have a null ``model`` and their error message in ``error``; a
+        :class:`GroupFitWarning` says how many.
+
+    Raises
+    ------
+    InvalidInputError
+        Missing columns, null group keys, an estimator without ``fit``, an
+        empty DataFrame.
+    ResourceLimitError
+        The biggest group exceeds ``max_rows_per_group``.
+    """
+    feature_cols = _check_columns(df, group_col, feature_cols, label_col)
+    if not callable(getattr(estimator, "fit", None)):
+        raise InvalidInputError(f"estimator {type(estimator).__name__} has no fit method")
+    _serialize._check_serializer(serializer)
+    order = (order_by,) if isinstance(order_by, str) else tuple(order_by or ())
+    missing = [c for c in order if c not in df.columns]
+    if missing:
+        raise InvalidInputError(f"order_by column(s) {missing} not in the DataFrame")
+    if int(max_rows_per_group) < 1:
+        raise InvalidInputError(f"max_rows_per_group must be positive; got {max_rows_per_group}")
+
+    with translate_errors():
+        _check_group_sizes(df, group_col, int(max_rows_per_group))
+
+    payload, digest = _serialize.transport_dumps(estimator)
+    fit = functools.partial(
+        _fit_group,
+        payload=payload,
+        digest=digest,
+        group_col=group_col,
+        feature_cols=tuple(feature_cols),
+        label_col=label_col,
+        order_by=order,
+        serializer=serializer,
+    )
+
+    def fn(key: tuple[Any, ...], pdf: pd.DataFrame) -> pd.DataFrame:
+        # A plain function (not the partial itself): pyspark inspects its signature.
+        return fit(key, pdf)
+
+    needed = list(
+        dict.fromkeys([group_col, *feature_cols, *([label_col] if label_col else []), *order])
+    )
+    fitted = df.select(*needed).groupBy(group_col).applyInPandas(fn, _models_schema(df, group_col))
+    with translate_errors():
+        # Materialise once: every later action reads the fitted models, never refits.
+        models = fitted.localCheckpoint(eager=True)
+    result = GroupedModel(
+        models, group_col, list(feature_cols), label_col=label_col, serializer=serializer
+    )
+    failed = result.failed_groups()
+    if len(failed):
+        examples = "; ".join(f"{k!r}: {e}" for k, e in failed.head(3).itertuples(index=False))
+        warnings.warn(
+            GroupFitWarning(
+                f"{len(failed)} of {result.n_groups} groups failed to fit (e.g. {examples}); "
+                "see GroupedModel.failed_groups()",
+                len(failed),
+            ),
+            stacklevel=2,
+        )
+    return result
+
+
+def _check_columns(
+    df: DataFrame, group_col: str, feature_cols: Sequence[str], label_col: str | None
+) -> list[str]:
+    if isinstance(feature_cols, str):
+        raise InvalidInputError(
+            f"feature_cols must be a list of column names; got {feature_cols!r}"
+        )
+    feature_cols = list(feature_cols)
+    if not feature_cols:
+        raise InvalidInputError("feature_cols is empty")
+    wanted = [group_col, *feature_cols, *([label_col] if label_col else [])]
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        raise InvalidInputError(
+            f"column(s) {missing} not in the DataFrame; its columns are {df.columns}"
+        )
+    for name in feature_cols:
+        _numeric_check(df, name)
+    return feature_cols
+
+
+# --------------------------------------------------------------------------
+# Scoring (runs in the Python workers).
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _GroupSpec:
+    group_col: str
+    score: _ScoreSpec
+
+
+def _score_grouped_batches(
+    batches: Iterator[pa.RecordBatch], *, payload: bytes, digest: str, spec: _GroupSpec
+) -> Iterator[pa.RecordBatch]:
+    yield from _score_groups(batches, _cached_model(digest, payload), spec)
+
+
+def _score_groups(
+    batches: Iterator[pa.RecordBatch], models: dict[Any, Any], spec: _GroupSpec
+) -> Iterator[pa.RecordBatch]:
+    score = spec.score
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        keys = batch.column(spec.group_col).to_numpy(zero_copy_only=False)
+        codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+        # Rows of one group made contiguous: one model call per group and batch.
+        order = np.argsort(codes, kind="stable")
+        batch = batch.take(pa.array(order))
+        codes = codes[order]
+        X, null_mask = _columns_matrix(batch, score, batches)
+        bounds = np.flatnonzero(np.diff(codes)) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [len(codes)]])
+        pieces: list[list[pa.Array]] = [[] for _ in score.methods]
+        masks: list[np.ndarray] = []
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            code = codes[start]
+            model = models.get(uniques[code]) if code >= 0 else None
+            n = end - start
+            mask = np.ones(n, dtype=bool) if model is None else np.zeros(n, dtype=bool)
+            if null_mask is not None:
+                mask |= null_mask[start:end]
+            masks.append(mask)
+            rows = X[start:end][~mask]
+            for i, (method, kind) in enumerate(zip(score.methods, score.kinds, strict=True)):
+                out = _call(model, method, rows, score) if len(rows) else None
+                pieces[i].append(_arrow_output(out, kind, n, mask if mask.any() else None))
+        columns = [pa.concat_arrays(p) for p in pieces]
+        if score.as_struct:
+            row_mask = np.concatenate(masks)
+            output = pa.StructArray.from_arrays(
+                columns,
+                names=list(score.methods),
+                mask=pa.array(row_mask) if row_mask.any() else None,
+            )
+        else:
+            output = columns[0]
+        yield pa.RecordBatch.from_arrays(
+            [*batch.columns, output], names=[*batch.schema.names, score.output_col]
+        )
+
+
+def _cogroup_arrow(
+    data: pa.Table,
+    models: pa.Table,
+    *,
+    spec: _GroupSpec,
+    schema: pa.Schema,
+    trusted: tuple[str, ...],
+    allow_pickle: bool,
+) -> pa.Table:
+    if data.num_rows == 0:
+        return schema.empty_table()
+    found: dict[Any, Any] = {}
+    if models.num_rows and models.column("model")[0].is_valid:
+        blob = models.column("model")[0].as_py()
+        loader = functools.partial(_serialize.loads, trusted=trusted, allow_pickle=allow_pickle)
+        model = _cached_model(hashlib.sha256(blob).hexdigest(), blob, loader=loader)
+        found[models.column(spec.group_col)[0].as_py()] = model
+    batches = list(_score_groups(iter(data.to_batches()), found, spec))
+    if not batches:
+        return schema.empty_table()
+    # applyInArrow wants Spark's spelling of list types (element names, nullability).
+    return pa.Table.from_batches(batches).cast(schema)
+
+
+# --------------------------------------------------------------------------
+# The model.
+# --------------------------------------------------------------------------
+
+
+class GroupedModel:
+    """One fitted model per group, as returned by :func:`fit_per_group`.
+
+    Parameters
+    ----------
+    models : pyspark.sql.DataFrame
+        One row per group: the group key (named ``group_col``), ``model``
+        (bytes in sparklift's envelope, see :mod:`sparklift._serialize`),
+        ``n_rows``, ``train_score`` (the estimator's own ``score`` on its
+        training rows, NaN when it has none), ``fit_seconds`` and ``error``
+        (null unless the group's fit failed).
+    group_col : str
+    feature_cols : list of str
+    label_col : str, optional
+    serializer : str, default "skops"
+    trusted : list of str, optional
+        Extra types skops may load (see :func:`sparklift._serialize.loads`).
+    allow_pickle : bool, default False
+        Allow loading models stored with pickle.
+
+    Attributes
+    ----------
+    unknown_rows_ : int or None
+        After :meth:`predict`: how many rows had a group without a model.
+    """
+
+    def __init__(
+        self,
+        models: DataFrame,
+        group_col: str,
+        feature_cols: Sequence[str],
+        label_col: str | None = None,
+        *,
+        serializer: str = "skops",
+        trusted: Sequence[str] = (),
+        allow_pickle: bool = False,
+    ) -> None:
+        missing = [c for c in (group_col, *_MODEL_COLUMNS) if c not in models.columns]
+        if missing:
+            raise ModelFormatError(f"models DataFrame lacks column(s) {missing}")
+        self.models = models
+        self.group_col = group_col
+        self.feature_cols = list(feature_cols)
+        self.label_col = label_col
+        self.serializer = serializer
+        self.trusted = tuple(trusted)
+        self.allow_pickle = allow_pickle
+        self.unknown_rows_: int | None = None
+        self._loaded: dict[Any, Any] | None = None
+        self._n_groups: int | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"GroupedModel(group_col={self.group_col!r}, feature_cols={self.feature_cols!r}, "
+            f"label_col={self.label_col!r})"
+        )
+
+    @property
+    def n_groups(self) -> int:
+        """Number of groups (fitted or failed)."""
+        if self._n_groups is None:
+            self._n_groups = int(self.models.count())
+        return self._n_groups
+
+    def summary(self) -> pd.DataFrame:
+        """Everything but the model bytes, as pandas (one row per group)."""
+        with translate_errors():
+            return self.models.drop("model").toPandas()
+
+    def failed_groups(self) -> pd.DataFrame:
+        """Key and error message of the groups whose fit failed (pandas)."""
+        from pyspark.sql import functions as F
+
+        rows = self.models.where(F.col("error").isNotNull()).select(self.group_col, "error")
+        with translate_errors():
+            return rows.toPandas()
+
+    def _load(self, blob: bytes | bytearray) -> Any:
+        return _serialize.loads(bytes(blob), trusted=self.trusted, allow_pickle=self.allow_pickle)
+
+    def get_model(self, key: Any) -> Any:
+        """The fitted model of one group.
+
+        Raises
+        ------
+        InvalidInputError
+            No such group, or its fit failed (the message carries its error).
+        """
+        from pyspark.sql import functions as F
+
+        with translate_errors():
+            row = self.models.where(F.col(self.group_col) == F.lit(key)).first()
+        if row is None:
+            raise InvalidInputError(f"no group {key!r} in '{self.group_col}'")
+        if row["model"] is None:
+            raise InvalidInputError(f"group {key!r} has no model: its fit failed ({row['error']})")
+        return self._load(row["model"])
+
+    def _all_models(self) -> dict[Any, Any]:
+        if self._loaded is None:
+            from pyspark.sql import functions as F
+
+            with translate_errors():
+                rows = (
+                    self.models.where(F.col("model").isNotNull())
+                    .select(self.group_col, "model")
+                    .collect()
+                )
+            self._loaded = {row[0]: self._load(row[1]) for row in rows}
+        if not self._loaded:
+            raise NotFittedError("no group has a fitted model (every fit failed)")
+        return self._loaded
+
+    def _model_bytes(self) -> int:
+        from pyspark.sql import functions as F
+
+        with translate_errors():
+            total = self.models.select(F.sum(F.length("model"))).first()[0]
+        return int(total or 0)
+
+    def _count_unknown(self, df: DataFrame, on_unknown: str, output_col: str) -> None:
+        from pyspark.sql import functions as F
+
+        known = self.models.where(F.col("model").isNotNull()).select(self.group_col)
+        unknown = df.join(F.broadcast(known), on=self.group_col, how="left_anti")
+        with translate_errors():
+            count = int(unknown.count())
+            examples = (
+                [r[0] for r in unknown.select(self.group_col).distinct().limit(3).collect()]
+                if count
+                else []
+            )
+        self.unknown_rows_ = count
+        if not count:
+            return
+        message = (
+            f"{count} rows belong to groups without a fitted model (unknown or failed, e.g. "
+            f"{examples})"
+        )
+        if on_unknown == "error":
+            raise InvalidInputError(message + "; filter them out or pass on_unknown='null'")
+        warnings.warn(
+            UnknownGroupWarning(f"{message}; their '{output_col}' is null", count), stacklevel=3
+        )
+
+    def predict(
+        self,
+        df: DataFrame,
+        output_col: str = "prediction",
+        method: str | Sequence[str] = "predict",
+        *,
+        on_null: str = "error",
+        on_unknown: str = "null",
+        strategy: str = "auto",
+    ) -> DataFrame:
+        """Score every row with the model of its own group.
+
+        Parameters
+        ----------
+        df : pyspark.sql.DataFrame
+            Rows with the group column and the feature columns.
+        output_col : str, default "prediction"
+        method : str or list of str, default "predict"
+            As in :func:`sparklift.inference.predict`.
+        on_null : {"error", "null"}, default "error"
+            Rows with a null feature (see :func:`sparklift.inference.predict`).
+        on_unknown : {"null", "error"}, default "null"
+            Rows whose group has no model (unknown, or its fit failed) are
+            counted before the job (stored in ``unknown_rows_``); ``"null"``
+            gives them a null output and warns with the count
+            (:class:`UnknownGroupWarning`), ``"error"`` raises.
+        strategy : {"auto", "broadcast", "cogroup"}, default "auto"
+            ``"broadcast"`` ships all models to every Python worker once and
+            scores rows where they are (no shuffle); ``"cogroup"`` brings each
+            group's rows and model together by key (a shuffle of the data), for
+            model tables too big to ship. ``"auto"`` broadcasts up to
+            :data:`BROADCAST_LIMIT_BYTES` of models.
+
+        Returns
+        -------
+        pyspark.sql.DataFrame
+            ``df`` with ``output_col`` added (row order not preserved).
+        """
+        from pyspark.sql.types import StructField, StructType
+
+        if on_unknown not in ("null", "error"):
+            raise InvalidInputError(f"on_unknown must be 'null' or 'error'; got {on_unknown!r}")
+        if on_null not in ("null", "error"):
+            raise InvalidInputError(f"on_null must be 'null' or 'error'; got {on_null!r}")
+        if strategy not in ("auto", "broadcast", "cogroup"):
+            raise InvalidInputError(
+                f"strategy must be 'auto', 'broadcast' or 'cogroup'; got {strategy!r}"
+            )
+        if output_col in df.columns:
+            raise InvalidInputError(
+                f"output_col {output_col!r} is already a column; choose another"
+            )
+        _check_columns(df, self.group_col, self.feature_cols, None)
+        if strategy == "auto":
+            strategy = "broadcast" if self._model_bytes() <= BROADCAST_LIMIT_BYTES else "cogroup"
+
+        if strategy == "broadcast":
+            models = self._all_models()
+            sample_model = next(iter(models.values()))
+        else:
+            from pyspark.sql import functions as F
+
+            with translate_errors():
+                row = self.models.where(F.col("model").isNotNull()).select("model").first()
+            if row is None:
+                raise NotFittedError("no group has a fitted model (every fit failed)")
+            sample_model = self._load(row[0])
+        methods = _check_methods(sample_model, method)
+        kinds = _infer_kinds(
+            sample_model, methods, [functools.partial(_zeros, len(self.feature_cols), None)]
+        )
+        self._count_unknown(df, on_unknown, output_col)
+
+        score = _ScoreSpec(
+            model_name=type(sample_model).__name__,
+            input_cols=tuple(self.feature_cols),
+            array_col=None,
+            feature_label="",
+            n_features=len(self.feature_cols),
+            feature_names=None,
+            methods=methods,
+            kinds=kinds,
+            as_struct=len(methods) > 1,
+            on_null=on_null,
+            drop_cols=(),
+            output_col=output_col,
+            example_cols=(self.group_col,),
+        )
+        spec = _GroupSpec(group_col=self.group_col, score=score)
+        if score.as_struct:
+            out_type: Any = StructType(
+                [StructField(m, _spark_type(k), True) for m, k in zip(methods, kinds, strict=True)]
+            )
+        else:
+            out_type = _spark_type(kinds[0])
+        schema = StructType([*df.schema.fields, StructField(output_col, out_type, True)])
+        if strategy == "broadcast":
+            payload, digest = _serialize.transport_dumps(models)
+            fn = functools.partial(
+                _score_grouped_batches, payload=payload, digest=digest, spec=spec
+            )
+            return map_partitions(df, fn, schema)
+        return self._predict_cogroup(df, spec, schema)
+
+    def _predict_cogroup(self, df: DataFrame, spec: _GroupSpec, schema: Any) -> DataFrame:
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        score = functools.partial(
+            _cogroup_arrow,
+            spec=spec,
+            schema=to_arrow_schema(schema),
+            trusted=self.trusted,
+            allow_pickle=self.allow_pickle,
+        )
+
+        def fn(data: pa.Table, models: pa.Table) -> pa.Table:
+            return score(data, models)
+
+        models = self.models.select(self.group_col, "model")
+        grouped = df.groupBy(self.group_col).cogroup(models.groupBy(self.group_col))
+        return grouped.applyInArrow(fn, schema)
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str, *, overwrite: bool = False) -> None:
+        """Save as ``path/metadata`` (JSON) and ``path/models`` (Parquet).
+
+        Written with the DataFrame API, so any Spark filesystem (and Connect)
+        works. The model bytes are stored as they are (skops unless the models
+        were fitted with ``serializer="pickle"``).
+        """
+        spark = self.models.sparkSession
+        mode = "overwrite" if overwrite else "errorifexists"
+        metadata = json.dumps(
+            {
+                "class": "sparklift.grouped.GroupedModel",
+                "format_version": FORMAT_VERSION,
+                "group_col": self.group_col,
+                "feature_cols": self.feature_cols,
+                "label_col": self.label_col,
+                "serializer": self.serializer,
+            }
+        )
+        with translate_errors():
+            spark.createDataFrame([(metadata,)], schema="value string").coalesce(1).write.mode(
+                mode
+            ).text(os.path.join(path, "metadata"))
+            self.models.write.mode(mode).parquet(os.path.join(path, "models"))
+
+    @classmethod
+    def load(
+        cls,
+        path: str,
+        *,
+        spark: SparkSession | None = None,
+        trusted: Sequence[str] = (),
+        allow_pickle: bool = False,
+    ) -> GroupedModel:
+        """Load a model written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str
+        spark : SparkSession, optional
+            Defaults to :func:`sparklift.session.get_spark`.
+        trusted, allow_pickle
+            As in :func:`sparklift._serialize.loads`, applied when models are used.
+
+        Raises
+        ------
+        ModelFormatError
+            Not a saved GroupedModel, or from another format version.
+        """
+        if spark is None:
+            from sparklift.session import get_spark
+
+            spark = get_spark()
+        try:
+            row = spark.read.text(os.path.join(path, "metadata")).first()
+            meta = json.loads(row[0]) if row is not None else None
+        except Exception as exc:
+            raise ModelFormatError(
+                f"{path} is not a saved GroupedModel ({type(exc).__name__})"
+            ) from None
+        if not isinstance(meta, dict) or meta.get("class") != "sparklift.grouped.GroupedModel":
+            raise ModelFormatError(f"{path} is not a saved GroupedModel")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ModelFormatError(
+                f"{path} has GroupedModel format version {meta.get('format_version')!r}; this "
+                f"version of sparklift reads version {FORMAT_VERSION}"
+            )
+        models = spark.read.parquet(os.path.join(path, "models"))
+        return cls(
+            models,
+            meta["group_col"],
+            meta["feature_cols"],
+            label_col=meta.get("label_col"),
+            serializer=meta.get("serializer", "skops"),
+            trusted=trusted,
+            allow_pickle=allow_pickle,
+        )
