@@ -250,7 +250,7 @@ def test_transformer_in_pipeline_save_and_load(spark, tmp_path):
 
 
 def test_transformer_overwrite_and_pickle_opt_in(spark, tmp_path):
-    X, y = make_data(9, n=50)
+    X, _ = make_data(9, n=50)
     model = ThresholdModel(0.0)
     stage = ModelTransformer(model=model, inputCols=COLS, serializer="pickle")
     path = str(tmp_path / "stage")
