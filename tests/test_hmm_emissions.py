@@ -340,3 +340,39 @@ def test_n_fit_scalars_and_public_roundtrip(name):
     frames = fam.sample_frames(params, np.array([0, 1, 1, 0]), rng)
     assert len(frames) == 4
     assert np.all(np.isfinite(fam.log_likelihood(params, frames)))
+
+
+@pytest.mark.parametrize(
+    ("name", "fit_params"), [("gaussian", "tm"), ("gaussian", "sm"), ("gmm", "tw"), ("gmm", "smc")]
+)
+def test_partial_params_equal_hmmlearn(name, fit_params):
+    X = _gaussian_data(60, K=4)
+    hyper = {"n_mix": 2} if name == "gmm" else {}
+    fam = get_family(name, n_features=2, covariance_type="full", **hyper)
+    params = core.init_params(fam, 2, X, "st" + fam.letters, random_state=1)
+    cls = hmm.GMMHMM if name == "gmm" else hmm.GaussianHMM
+    from sparklift.hmm.interop import to_hmmlearn
+
+    ref = to_hmmlearn(
+        name, fam.get_params(), params, 2, n_iter=N_ITER, tol=-np.inf, params=fit_params
+    )
+    assert isinstance(ref, cls)
+    ref.fit(X, LENGTHS)
+    got, mon = core.fit_arrays(
+        fam, params, X, _offsets(), n_iter=N_ITER, tol=-np.inf, fit_params=fit_params
+    )
+    keys = [(k, getattr(ref, k + "_")) for k in fam.param_keys() if k != "covars"]
+    keys.append(("covars", ref._covars_ if name == "gaussian" else ref.covars_))
+    _assert_fit_equal(got, mon, ref, keys)
+
+
+def test_covariances_without_means_are_finite():
+    # hmmlearn gathers occupation counts only when 'm' is fitted, so with
+    # params="sc" its full covariances divide by zero; ours stay finite
+    X = _gaussian_data(61)
+    fam = get_family("gaussian", n_features=2, covariance_type="full")
+    params = core.init_params(fam, 2, X, "stmc", random_state=1)
+    got, _ = core.fit_arrays(fam, params, X, _offsets(), n_iter=3, tol=-np.inf, fit_params="sc")
+    np.testing.assert_array_equal(got["means"], params["means"])
+    assert np.all(np.isfinite(got["covars"]))
+    assert np.all(np.linalg.eigvalsh(got["covars"]) > 0)

@@ -30,8 +30,10 @@ Statistics are additive over batches and partitions (no priors in them);
 priors are applied once, in :meth:`m_step`. Where hmmlearn's M-step would
 divide zero by zero for a state that received no responsibility (Gaussian,
 Poisson and multinomial means/rates, GMM components), that state keeps its
-previous parameters instead of becoming NaN; everything else is hmmlearn's
-arithmetic unchanged.
+previous parameters instead of becoming NaN; and GaussianHMM's occupation
+counts are gathered even when only covariances are fitted (hmmlearn skips
+them without "m" in ``params`` and then divides by zero). Everything else is
+hmmlearn's arithmetic unchanged.
 """
 
 from __future__ import annotations
