@@ -1052,25 +1052,28 @@ class GMMEmissions(EmissionFamily):
         def compute_cv() -> np.ndarray:
             return np.cov(X.T) + self.min_covar * np.eye(nf)
 
-        main_kmeans = cluster.KMeans(n_clusters=nc, random_state=rng, n_init=10)
-        labels = main_kmeans.fit_predict(X)
-        main_centroid = np.mean(main_kmeans.cluster_centers_, axis=0)
         cv = None
-        means = []
-        for label in range(nc):
-            kmeans = cluster.KMeans(n_clusters=nm, random_state=rng, n_init=10)
-            X_cluster = X[np.where(labels == label)]
-            if X_cluster.shape[0] >= nm:
-                kmeans.fit(X_cluster)
-                means.append(kmeans.cluster_centers_)
-            else:
-                if cv is None:
-                    cv = compute_cv()
-                # hmmlearn draws these from numpy's global generator; we draw
-                # from random_state so that a seeded fit is reproducible
-                means.append(
-                    _check_random_state(rng).multivariate_normal(main_centroid, cov=cv, size=nm)
-                )
+        means: list[np.ndarray] = []
+        # hmmlearn runs the k-means even when the means are given; it only
+        # feeds the means, so it is skipped when they are not initialised
+        if "m" in init_params or "means" not in params:
+            main_kmeans = cluster.KMeans(n_clusters=nc, random_state=rng, n_init=10)
+            labels = main_kmeans.fit_predict(X)
+            main_centroid = np.mean(main_kmeans.cluster_centers_, axis=0)
+            for label in range(nc):
+                kmeans = cluster.KMeans(n_clusters=nm, random_state=rng, n_init=10)
+                X_cluster = X[np.where(labels == label)]
+                if X_cluster.shape[0] >= nm:
+                    kmeans.fit(X_cluster)
+                    means.append(kmeans.cluster_centers_)
+                else:
+                    if cv is None:
+                        cv = compute_cv()
+                    # hmmlearn draws these from numpy's global generator; we draw
+                    # from random_state so that a seeded fit is reproducible
+                    means.append(
+                        _check_random_state(rng).multivariate_normal(main_centroid, cov=cv, size=nm)
+                    )
         if "w" in init_params or "weights" not in params:
             params["weights"] = np.full((nc, nm), 1 / nm)
         if "m" in init_params or "means" not in params:
