@@ -213,3 +213,24 @@ def test_symbols_out_of_range_are_a_clear_error():
             core.decode(fam, params, Y, off)
         with pytest.raises(InvalidInputError, match="outside"):
             fam.check_frames(Y)
+
+
+def test_check_params_names_the_bad_parameter():
+    _, params = _categorical_data(seed=8)
+    fam = CategoricalEmissions(n_features=5)
+    core.check_params(fam, params)
+    cases = [
+        ({"startprob": params["startprob"] * 2}, "startprob"),
+        ({"transmat": np.eye(2)}, "transmat"),
+        ({"emissionprob": params["emissionprob"][:, :4]}, "emissionprob"),
+        ({"emissionprob": params["emissionprob"] * np.nan}, "emissionprob"),
+    ]
+    for change, name in cases:
+        with pytest.raises(ValueError, match=name):
+            core.check_params(fam, {**params, **change})
+    with pytest.raises(ValueError, match="'emissionprob' is missing"):
+        core.check_params(fam, {"startprob": params["startprob"], "transmat": params["transmat"]})
+    with pytest.raises(ValueError, match="implementation"):
+        core.e_step(fam, params, np.zeros(3, dtype=int), core.lengths_to_offsets([3]), "fast")
+    with pytest.raises(ValueError, match="algorithm"):
+        core.decode(fam, params, np.zeros(3, dtype=int), core.lengths_to_offsets([3]), "best")
