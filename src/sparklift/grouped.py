@@ -125,7 +125,6 @@ def _fit_group(
     feature_cols: tuple[str, ...],
     label_col: str | None,
     order_by: tuple[str, ...],
-    serializer: str,
 ) -> pd.DataFrame:
     n = len(pdf)
     data = None
@@ -155,7 +154,10 @@ def _fit_group(
                 score = float(model.score(*args))
             except Exception:  # a score is a bonus; the model stands without it
                 score = math.nan
-        data = _serialize.dumps(model, serializer)
+        # Pickled while in memory (between our own processes, as Spark ships any
+        # task result); save() writes the persistent, safe-to-load skops form.
+        # skops costs several ms per forest, as much as a small fit.
+        data = _serialize.dumps(model, "pickle")
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
     return pd.DataFrame(
@@ -251,7 +253,11 @@ def fit_per_group(
         group's rows in no fixed order; estimators sensitive to row order
         (bootstrap samples, SGD) need this to be reproducible.
     serializer : {"skops", "pickle"}, default "skops"
-        How fitted models are stored in ``models`` and by :meth:`GroupedModel.save`.
+        How :meth:`GroupedModel.save` stores the models: skops (safe to load)
+        or, as an explicit opt-in, pickle. In memory, between this session's
+        own processes, ``models`` holds them pickled, as Spark ships any task
+        result: serialising a forest with skops costs about as much as
+        fitting a small one, so it is paid once, at ``save``.
 
     Returns
     -------
@@ -291,7 +297,6 @@ def fit_per_group(
         feature_cols=tuple(feature_cols),
         label_col=label_col,
         order_by=order,
-        serializer=serializer,
     )
 
     def fn(key: tuple[Any, ...], pdf: pd.DataFrame) -> pd.DataFrame:
@@ -308,6 +313,7 @@ def fit_per_group(
     result = GroupedModel(
         models, group_col, list(feature_cols), label_col=label_col, serializer=serializer
     )
+    result._own_models = True
     failed = result.failed_groups()
     if len(failed):
         examples = "; ".join(f"{k!r}: {e}" for k, e in failed.head(3).itertuples(index=False))
@@ -406,6 +412,33 @@ def _score_groups(
         )
 
 
+def _to_skops_batches(
+    batches: Iterator[pa.RecordBatch],
+    *,
+    group_col: str,
+    trusted: tuple[str, ...],
+    allow_pickle: bool,
+) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        blobs = batch.column("model").to_pylist()
+        keys = batch.column(group_col).to_pylist()
+        converted = []
+        for key, blob in zip(keys, blobs, strict=True):
+            if blob is None or _serialize.read_header(blob)[0]["serializer"] == "skops":
+                converted.append(blob)
+                continue
+            model = _serialize.loads(blob, trusted=trusted, allow_pickle=allow_pickle)
+            try:
+                converted.append(_serialize.dumps(model, "skops"))
+            except InvalidInputError as exc:
+                raise InvalidInputError(
+                    f"cannot save the model of group {key!r} with skops ({exc}); fit with "
+                    "serializer='pickle' to store pickles instead"
+                ) from None
+        index = batch.schema.get_field_index("model")
+        yield batch.set_column(index, "model", pa.array(converted, type=pa.binary()))
+
+
 def _cogroup_arrow(
     data: pa.Table,
     models: pa.Table,
@@ -484,6 +517,9 @@ class GroupedModel:
         self.allow_pickle = allow_pickle
         self.unknown_rows_: int | None = None
         self._loaded: dict[Any, Any] | None = None
+        # True when fit_per_group made the models in this session: their
+        # in-memory pickles are our own, never read from storage.
+        self._own_models = False
         self._n_groups: int | None = None
 
     def __repr__(self) -> str:
@@ -512,8 +548,12 @@ class GroupedModel:
         with translate_errors():
             return rows.toPandas()
 
+    @property
+    def _pickle_ok(self) -> bool:
+        return self.allow_pickle or self._own_models
+
     def _load(self, blob: bytes | bytearray) -> Any:
-        return _serialize.loads(bytes(blob), trusted=self.trusted, allow_pickle=self.allow_pickle)
+        return _serialize.loads(bytes(blob), trusted=self.trusted, allow_pickle=self._pickle_ok)
 
     def get_model(self, key: Any) -> Any:
         """The fitted model of one group.
@@ -692,7 +732,7 @@ class GroupedModel:
             spec=spec,
             schema=to_arrow_schema(schema),
             trusted=self.trusted,
-            allow_pickle=self.allow_pickle,
+            allow_pickle=self._pickle_ok,
         )
 
         def fn(data: pa.Table, models: pa.Table) -> pa.Table:
@@ -713,6 +753,15 @@ class GroupedModel:
         """
         spark = self.models.sparkSession
         mode = "overwrite" if overwrite else "errorifexists"
+        models = self.models
+        if self.serializer == "skops":
+            convert = functools.partial(
+                _to_skops_batches,
+                group_col=self.group_col,
+                trusted=self.trusted,
+                allow_pickle=self._pickle_ok,
+            )
+            models = map_partitions(models, convert, models.schema)
         metadata = json.dumps(
             {
                 "class": "sparklift.grouped.GroupedModel",
@@ -727,7 +776,7 @@ class GroupedModel:
             spark.createDataFrame([(metadata,)], schema="value string").coalesce(1).write.mode(
                 mode
             ).text(os.path.join(path, "metadata"))
-            self.models.write.mode(mode).parquet(os.path.join(path, "models"))
+            models.write.mode(mode).parquet(os.path.join(path, "models"))
 
     @classmethod
     def load(

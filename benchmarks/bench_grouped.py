@@ -1,0 +1,120 @@
+"""One model per group: sparklift.grouped.fit_per_group vs a single-process pandas loop.
+
+Issue 5's claim, side by side in one run on ``local[2]``:
+
+* 1,000 groups x 1,000 rows, a small random forest (tens of ms per fit):
+  ``fit_per_group`` (and saving the models with skops) against
+  ``pandas.DataFrame.groupby().apply`` fitting the same estimator on the same
+  rows in one process;
+* the fixed cost per group, with a trivial model (a linear regression) on the
+  same groups: total seconds / groups for both.
+
+    python benchmarks/bench_grouped.py           # 1,000 groups x 1,000 rows
+    python benchmarks/bench_grouped.py --quick   # 100 groups
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.linear_model import LinearRegression
+
+from sparklift.grouped import fit_per_group
+from sparklift.session import get_spark
+
+FEATURES = [f"x{i}" for i in range(5)]
+
+
+def make_data(n_groups: int, rows_per_group: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = n_groups * rows_per_group
+    pdf = pd.DataFrame(rng.normal(size=(n, len(FEATURES))), columns=FEATURES)
+    group = np.repeat(np.arange(n_groups), rows_per_group)
+    slopes = rng.normal(size=(n_groups, len(FEATURES)))
+    pdf["y"] = np.einsum("ij,ij->i", pdf[FEATURES].to_numpy(), slopes[group]) + rng.normal(
+        scale=0.3, size=n
+    )
+    pdf.insert(0, "group", group)
+    return pdf
+
+
+def pandas_loop(pdf: pd.DataFrame, estimator) -> pd.Series:
+    def fit(part: pd.DataFrame):
+        return clone(estimator).fit(part[FEATURES].to_numpy(), part["y"].to_numpy())
+
+    return pdf.groupby("group")[[*FEATURES, "y"]].apply(fit)
+
+
+def timed(action) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = action()
+    return time.perf_counter() - start, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", type=int, default=1_000)
+    parser.add_argument("--rows-per-group", type=int, default=1_000)
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--quick", action="store_true", help="100 groups")
+    args = parser.parse_args()
+    if args.quick:
+        args.groups = 100
+
+    spark = get_spark("bench-grouped", master=args.master, driver_memory="3g")
+    pdf = make_data(args.groups, args.rows_per_group)
+    df = spark.createDataFrame(pdf).repartition(8, "group").cache()
+    df.count()
+    forest = RandomForestRegressor(n_estimators=10, max_depth=8, random_state=0, n_jobs=1)
+    linear = LinearRegression()
+    print(
+        f"{args.groups:,} groups x {args.rows_per_group:,} rows, {len(FEATURES)} features, "
+        f"{args.master}"
+    )
+
+    rows = []
+
+    def report(name: str, seconds: float) -> None:
+        rows.append((name, seconds))
+        print(
+            f"  {name:<52} {seconds:8.2f} s  {1000 * seconds / args.groups:8.2f} ms/group",
+            flush=True,
+        )
+
+    loop_rf, _ = timed(lambda: pandas_loop(pdf, forest))
+    report("random forest: pandas groupby().apply, one process", loop_rf)
+    ours_rf, model = timed(lambda: fit_per_group(df, "group", forest, FEATURES, "y"))
+    report("random forest: sparklift fit_per_group", ours_rf)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_rf, _ = timed(lambda: model.save(os.path.join(tmp, "forests")))
+    report("random forest: GroupedModel.save (skops, Parquet)", save_rf)
+    summary = model.summary()
+    mean_fit = summary["fit_seconds"].mean()
+
+    loop_lr, _ = timed(lambda: pandas_loop(pdf, linear))
+    report("linear regression: pandas groupby().apply, one process", loop_lr)
+    ours_lr, lr_model = timed(lambda: fit_per_group(df, "group", linear, FEATURES, "y"))
+    report("linear regression: sparklift fit_per_group", ours_lr)
+    lr_fit = lr_model.summary()["fit_seconds"].mean()
+
+    print(f"\nmean fit time inside a worker: forest {1000 * mean_fit:.1f} ms, linear {1000 * lr_fit:.2f} ms")
+    print("ratios (single-process loop seconds / sparklift seconds; >1 = sparklift faster)")
+    print(f"  random forest:          {loop_rf / ours_rf:6.2f}x   (target >= 1.6x)")
+    print(f"  random forest + save:   {loop_rf / (ours_rf + save_rf):6.2f}x")
+    print(f"  linear regression:      {loop_lr / ours_lr:6.2f}x")
+    print(
+        "fixed cost per group with a linear regression (wall seconds / groups): "
+        f"sparklift {1000 * ours_lr / args.groups:.2f} ms, pandas loop "
+        f"{1000 * loop_lr / args.groups:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
