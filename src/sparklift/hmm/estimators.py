@@ -531,14 +531,22 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
         random_state = get("random_state") if self.isSet("random_state") else None
         init_params = get("init_params")
         update_params = get("update_params")
-        X_sample = sample_frames(
-            data,
-            col,
-            kind,
-            get("init_sample_size"),
-            0 if random_state is None else random_state,
-            n_frames=summary.n_frames,
+        needs_data = (
+            any(c in init_params for c in family.letters)
+            or base_params is None
+            or any(key not in base_params for key in family.param_keys())
         )
+        if needs_data:
+            X_sample = sample_frames(
+                data,
+                col,
+                kind,
+                get("init_sample_size"),
+                0 if random_state is None else random_state,
+                n_frames=summary.n_frames,
+            )
+        else:  # every emission parameter comes from init_model: no sample to draw
+            X_sample = np.empty((0, summary.n_features), dtype=np.int64 if kind == "int" else float)
         checkpoint_dir = get("checkpoint_dir") if self.isSet("checkpoint_dir") else None
         fingerprint = {
             "class": type(self).__name__,
