@@ -2,7 +2,7 @@
 
 :func:`fit_per_group` checks the size of the biggest group against a limit
 first (one small aggregation), then fits a clone of the estimator on each
-group with ``groupBy(...).applyInPandas``: one Python call per group, groups
+group with ``groupBy(...).applyInArrow``: one Python call per group, groups
 spread over all executors' cores. A group whose fit raises is recorded with
 its error message; the others are unaffected. The result, a
 :class:`GroupedModel`, holds a small ``models`` DataFrame (one row per group:
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sparklift import _serialize
 from sparklift._spark import map_partitions, translate_errors
@@ -116,33 +117,36 @@ def _fresh(estimator: Any) -> Any:
 
 
 def _fit_group(
-    key: tuple[Any, ...],
-    pdf: pd.DataFrame,
+    key: tuple[pa.Scalar, ...],
+    table: pa.Table,
     *,
     payload: bytes,
     digest: str,
-    group_col: str,
     feature_cols: tuple[str, ...],
     label_col: str | None,
     order_by: tuple[str, ...],
-) -> pd.DataFrame:
-    n = len(pdf)
+    schema: pa.Schema,
+) -> pa.Table:
+    # Arrow in, Arrow out (applyInArrow): no pandas frame per group, whose
+    # construction costs more than fitting a linear regression.
+    n = table.num_rows
     data = None
     score = math.nan
     seconds = math.nan
     error = None
     try:
         if order_by:
-            pdf = pdf.sort_values(list(order_by), kind="stable")
-        # C order, as a user's own matrix usually is (pandas would give Fortran order).
-        X = np.ascontiguousarray(pdf[list(feature_cols)].to_numpy(dtype=np.float64))
+            table = table.take(pc.sort_indices(table, [(c, "ascending") for c in order_by]))
+        # C order, as a user's own matrix usually is; BLAS rounds Fortran order differently.
+        X = np.empty((n, len(feature_cols)), dtype=np.float64)
+        for j, name in enumerate(feature_cols):
+            X[:, j] = np.asarray(table.column(name).to_numpy(), dtype=np.float64)
         args = [X]
         if label_col is not None:
-            y = pdf[label_col]
-            if y.isna().any():
+            y = table.column(label_col)
+            if y.null_count:
                 raise InvalidInputError(
-                    f"label column '{label_col}' has {int(y.isna().sum())} null values in this "
-                    "group"
+                    f"label column '{label_col}' has {y.null_count} null values in this group"
                 )
             args.append(y.to_numpy())
         model = _fresh(_cached_model(digest, payload))
@@ -155,20 +159,14 @@ def _fit_group(
             except Exception:  # a score is a bonus; the model stands without it
                 score = math.nan
         # Pickled while in memory (between our own processes, as Spark ships any
-        # task result); save() writes the persistent, safe-to-load skops form.
-        # skops costs several ms per forest, as much as a small fit.
+        # task result); save() writes the persistent, safe-to-load skops form:
+        # skops costs several ms per forest, as much as fitting a small one.
         data = _serialize.dumps(model, "pickle")
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-    return pd.DataFrame(
-        {
-            group_col: [key[0]],
-            "model": [data],
-            "n_rows": [n],
-            "train_score": [score],
-            "fit_seconds": [seconds],
-            "error": [error],
-        }
+    values = [[key[0].as_py()], [data], [n], [score], [seconds], [error]]
+    return pa.Table.from_arrays(
+        [pa.array(v, type=f.type) for v, f in zip(values, schema, strict=True)], schema=schema
     )
 
 
@@ -288,25 +286,28 @@ def fit_per_group(
     with translate_errors():
         _check_group_sizes(df, group_col, int(max_rows_per_group))
 
+    from pyspark.sql.pandas.types import to_arrow_schema
+
     payload, digest = _serialize.transport_dumps(estimator)
+    models_schema = _models_schema(df, group_col)
     fit = functools.partial(
         _fit_group,
         payload=payload,
         digest=digest,
-        group_col=group_col,
         feature_cols=tuple(feature_cols),
         label_col=label_col,
         order_by=order,
+        schema=to_arrow_schema(models_schema),
     )
 
-    def fn(key: tuple[Any, ...], pdf: pd.DataFrame) -> pd.DataFrame:
+    def fn(key: tuple[pa.Scalar, ...], table: pa.Table) -> pa.Table:
         # A plain function (not the partial itself): pyspark inspects its signature.
-        return fit(key, pdf)
+        return fit(key, table)
 
     needed = list(
         dict.fromkeys([group_col, *feature_cols, *([label_col] if label_col else []), *order])
     )
-    fitted = df.select(*needed).groupBy(group_col).applyInPandas(fn, _models_schema(df, group_col))
+    fitted = df.select(*needed).groupBy(group_col).applyInArrow(fn, models_schema)
     with translate_errors():
         # Materialise once: every later action reads the fitted models, never refits.
         models = fitted.localCheckpoint(eager=True)
