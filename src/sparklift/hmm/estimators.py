@@ -955,13 +955,16 @@ class _HMMModel(Model, _HMMParams, _Persistable):
                 f"{type(obj).__name__} is a {name} HMM; use {_MODEL_BY_FAMILY[name].__name__}.from_hmmlearn."
             )
         model = target()
-        settings = {}
-        for key in ("algorithm", "implementation", "n_iter", "tol", "init_params"):
-            if hasattr(obj, key) and model.hasParam(key):
-                settings[key] = getattr(obj, key)
-        if hasattr(obj, "params"):
-            settings["update_params"] = obj.params
-        model._set(**settings)
+        settings = {**interop.hmmlearn_settings(obj), **hyper}
+        if "params" in settings:
+            settings["update_params"] = settings.pop("params")
+        for key, value in settings.items():
+            if value is None or not model.hasParam(key):
+                continue
+            try:
+                model._set(**{key: value})
+            except (TypeError, ValueError):  # e.g. a RandomState instance as random_state
+                continue
         n_features = getattr(obj, "n_features", None)
         if n_features is None and "means" in params:
             n_features = np.asarray(params["means"]).shape[-1]
