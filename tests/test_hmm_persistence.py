@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,7 +85,7 @@ def test_no_pickle_in_saved_files(model, tmp_path):
     model.save(path)
     with np.load(os.path.join(path, "arrays.npz"), allow_pickle=False) as npz:
         assert set(npz.files) == {"startprob", "transmat", "emissionprob"}
-    document = json.loads(open(os.path.join(path, "sparklift.json")).read())
+    document = json.loads(Path(path, "sparklift.json").read_text())
     assert document["format_version"] == FORMAT_VERSION
     assert document["class"].endswith("CategoricalHMMModel")
 
@@ -97,7 +98,7 @@ def _saved(model, tmp_path) -> str:
 
 def _edit_json(path, **changes):
     meta = os.path.join(path, "sparklift.json")
-    document = json.loads(open(meta).read())
+    document = json.loads(Path(meta).read_text())
     document.update(changes)
     with open(meta, "w") as fh:
         json.dump(document, fh)
