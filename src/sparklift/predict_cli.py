@@ -1,0 +1,99 @@
+"""``sparklift predict``: a saved model + a Parquet dataset -> Parquet with predictions.
+
+The model file is written by :func:`sparklift.inference.save_model` (skops by
+default; a pickle file needs ``--allow-pickle``). Scoring is
+:func:`sparklift.inference.predict`, so every input column is kept and one
+output column is added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from sparklift._spark import translate_errors
+    from sparklift.errors import InvalidInputError
+    from sparklift.inference import load_model, predict
+    from sparklift.session import get_spark
+
+    model = load_model(args.model, trusted=args.trust or (), allow_pickle=args.allow_pickle)
+    spark = get_spark("sparklift-predict")
+    with translate_errors():
+        df = spark.read.parquet(args.input)
+    methods = _split(args.method) or ["predict"]
+    scored = predict(
+        df,
+        model,
+        input_cols=_split(args.input_cols),
+        features_col=args.features_col,
+        output_col=args.output_col,
+        method=methods[0] if len(methods) == 1 else methods,
+        on_null=args.on_null,
+    )
+    try:
+        with translate_errors():
+            scored.write.mode("overwrite" if args.overwrite else "errorifexists").parquet(
+                args.output
+            )
+    except Exception as exc:
+        if "PATH_ALREADY_EXISTS" not in str(exc):
+            raise
+        raise InvalidInputError(
+            f"{args.output} already exists; pass --overwrite to replace it"
+        ) from None
+    out_type = scored.schema[args.output_col].dataType.simpleString()
+    print(f"wrote {args.output} (column '{args.output_col}': {out_type})", file=sys.stderr)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``predict`` subcommand."""
+    parser = subparsers.add_parser(
+        "predict",
+        help="score a saved model over a Parquet dataset",
+        description="Score a model saved with sparklift.inference.save_model over a Parquet "
+        "dataset and write the rows with an added prediction column as Parquet.",
+    )
+    parser.add_argument("--model", required=True, help="model file (save_model output)")
+    parser.add_argument("--input", required=True, help="input Parquet path")
+    parser.add_argument("--output", required=True, help="output Parquet path")
+    inputs = parser.add_mutually_exclusive_group()
+    inputs.add_argument(
+        "--input-cols",
+        help="comma-separated numeric feature columns (default: the model's feature_names_in_)",
+    )
+    inputs.add_argument("--features-col", help="one vector or array column with all features")
+    parser.add_argument(
+        "--method",
+        default="predict",
+        help="model method, or several comma-separated (a struct column): predict, "
+        "predict_proba, decision_function, transform, score_samples",
+    )
+    parser.add_argument("--output-col", default="prediction")
+    parser.add_argument(
+        "--on-null",
+        choices=["error", "null"],
+        default="error",
+        help="rows with a null feature: fail (default) or predict null",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument(
+        "--trust",
+        action="append",
+        metavar="TYPE",
+        help="extra type the skops loader may instantiate (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="allow a model file stored with pickle (runs code: only for files you trust)",
+    )
+    parser.set_defaults(func=_predict)
