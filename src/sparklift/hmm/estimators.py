@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -565,9 +566,12 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
         n_init = get("n_init")
         best = None
         for k, seed in enumerate(_restart_seeds(random_state, n_init)):
-            params0 = core.init_params(
-                family, n_components, X_sample, init_params, seed, base_params=base_params
-            )
+            with warnings.catch_warnings():
+                if not needs_data:  # statistics of the empty sample are computed but unused
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                params0 = core.init_params(
+                    family, n_components, X_sample, init_params, seed, base_params=base_params
+                )
             checkpoint = None
             if checkpoint_dir is not None:
                 import posixpath
