@@ -6,23 +6,36 @@
 * :class:`TimeSeriesCrossValidator`: a pyspark.ml Estimator like
   ``CrossValidator`` that splits on a time column and evaluates folds and
   parameter maps in parallel.
+
+The names are imported lazily: Spark's Python workers import
+``sparklift.tuning._executor`` for every search task, and should not pay for
+importing pyspark.ml and scikit-learn's search machinery they never use.
 """
 
-from sparklift.tuning.search import (
-    GridSearchCV,
-    HalvingGridSearchCV,
-    HalvingRandomSearchCV,
-    RandomizedSearchCV,
-    SparkTransfer,
-)
-from sparklift.tuning.timeseries import TimeSeriesCrossValidator, TimeSeriesCrossValidatorModel
+from __future__ import annotations
 
-__all__ = [
-    "GridSearchCV",
-    "HalvingGridSearchCV",
-    "HalvingRandomSearchCV",
-    "RandomizedSearchCV",
-    "SparkTransfer",
-    "TimeSeriesCrossValidator",
-    "TimeSeriesCrossValidatorModel",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "GridSearchCV": "search",
+    "HalvingGridSearchCV": "search",
+    "HalvingRandomSearchCV": "search",
+    "RandomizedSearchCV": "search",
+    "SparkTransfer": "search",
+    "TimeSeriesCrossValidator": "timeseries",
+    "TimeSeriesCrossValidatorModel": "timeseries",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sparklift.tuning' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"sparklift.tuning.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

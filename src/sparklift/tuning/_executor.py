@@ -7,10 +7,10 @@ every task gets a mix of candidates and Spark hands tasks to whichever slot is
 free (dynamic load balancing, as joblib does). There are at most
 :data:`TASKS_PER_SLOT` tasks per task slot: a Python task costs tens of
 milliseconds of scheduling, too much to pay per fit when fits are short,
-while four tasks a slot still balance the load. The per-call payloads are
-joined as a broadcast table, and the shared store as a one-row broadcast
-table: the JVM ships both to each executor once per job, and the Python
-worker unpickles the store once per search (see :mod:`._data`).
+while four tasks a slot still balance the load. The shared store and all the
+calls' small pickles travel in one row, cross-joined as a broadcast table:
+the JVM ships it to each executor once per job, and a Python worker
+unpickles the store once per search (see :mod:`._data`).
 
 The calls of one round are split into a few jobs submitted together from
 driver threads, so a progress bar can count finished fits while Spark keeps
@@ -20,6 +20,7 @@ Connect too.
 
 from __future__ import annotations
 
+import functools
 import math
 import pickle
 from collections.abc import Iterator, Sequence
@@ -49,17 +50,19 @@ _MAX_SHARED_BYTES = 2**31 - 2**20
 _RESULT_SCHEMA = "id long, outcome binary"
 
 
-def _run_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    # One row per task: its calls (pickled together) and the shared store.
+def _run_partition(n_tasks: int, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    # One row per task: its number, and the round's shared store and calls.
     ids: list[int] = []
     outcomes: list[bytes] = []
     for batch in batches:
         for row in range(batch.num_rows):
+            task = batch.column("task")[row].as_py()
             key = batch.column("key")[row].as_py()
             # as_buffer: no copy of the store unless this worker lacks it.
             store = load_store(key, batch.column("shared")[row].as_buffer())
-            for call_id, payload in pickle.loads(batch.column("calls")[row].as_buffer()):
-                outcomes.append(run_payload(payload, store))
+            payloads = pickle.loads(batch.column("calls")[row].as_buffer())
+            for call_id in range(task, len(payloads), n_tasks):
+                outcomes.append(run_payload(payloads[call_id], store))
                 ids.append(call_id)
     if ids:
         yield pa.RecordBatch.from_arrays(
@@ -87,26 +90,12 @@ def task_slots(spark: SparkSession) -> int:
     return _SLOTS_CACHE[key]
 
 
-def _job_frame(
-    spark: SparkSession,
-    packed: PackedTasks,
-    tasks: range,
-    n_tasks: int,
-    shared_df: DataFrame,
-) -> DataFrame:
+def _job_frame(spark: SparkSession, tasks: range, n_tasks: int, round_df: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
-    n_calls = len(packed.payloads)
-    calls = [
-        pickle.dumps([(c, packed.payloads[c]) for c in range(t, n_calls, n_tasks)]) for t in tasks
-    ]
-    payload_df = spark.createDataFrame(
-        pd.DataFrame({"task": list(tasks), "calls": calls}), schema="task long, calls binary"
-    )
     slots = spark.range(tasks.start, tasks.stop, 1, numPartitions=len(tasks))
-    joined = slots.withColumnRenamed("id", "task").join(F.broadcast(payload_df), on="task")
-    frame = joined.crossJoin(F.broadcast(shared_df)).select("calls", "key", "shared")
-    return map_partitions(frame, _run_partition, _RESULT_SCHEMA)
+    frame = slots.withColumnRenamed("id", "task").crossJoin(F.broadcast(round_df))
+    return map_partitions(frame, functools.partial(_run_partition, n_tasks), _RESULT_SCHEMA)
 
 
 def job_bounds(n_calls: int, max_jobs: int = MAX_JOBS_PER_ROUND) -> list[tuple[int, int]]:
@@ -123,7 +112,7 @@ def run_packed(
     packed: PackedTasks,
     *,
     progress: Any = None,
-    max_jobs: int = MAX_JOBS_PER_ROUND,
+    max_jobs: int | None = None,
     n_tasks: int | None = None,
 ) -> tuple[list[Any], int]:
     """Run packed calls on Spark and return their results in order.
@@ -134,8 +123,9 @@ def run_packed(
     packed : PackedTasks
     progress : tqdm-like, optional
         ``progress.update(n)`` is called as each job's fits finish.
-    max_jobs : int
-        At most this many Spark jobs (progress steps).
+    max_jobs : int, optional
+        At most this many Spark jobs (progress steps); default
+        :data:`MAX_JOBS_PER_ROUND`.
     n_tasks : int, optional
         Spark tasks to deal the calls to; by default
         ``TASKS_PER_SLOT * task_slots(spark)``, at most one per call.
@@ -158,19 +148,26 @@ def run_packed(
             "cannot ship one value of 2 GiB or more. Subsample X or use a smaller "
             "dtype (e.g. float32)."
         )
-    shared_df = spark.createDataFrame(
-        pd.DataFrame({"key": [packed.key], "shared": [packed.shared]}),
-        schema="key string, shared binary",
+    # One row: the store and every call's small pickle; each task picks its own.
+    round_df = spark.createDataFrame(
+        pd.DataFrame(
+            {
+                "key": [packed.key],
+                "shared": [packed.shared],
+                "calls": [pickle.dumps(packed.payloads)],
+            }
+        ),
+        schema="key string, shared binary, calls binary",
     )
     n_calls = len(packed.payloads)
     if n_tasks is None:
         n_tasks = TASKS_PER_SLOT * task_slots(spark)
     n_tasks = max(1, min(n_tasks, n_calls))
-    bounds = job_bounds(n_tasks, max_jobs)
+    bounds = job_bounds(n_tasks, MAX_JOBS_PER_ROUND if max_jobs is None else max_jobs)
     blobs: dict[int, bytes] = {}
 
     def run_job(start: int, stop: int) -> int:
-        frame = _job_frame(spark, packed, range(start, stop), n_tasks, shared_df)
+        frame = _job_frame(spark, range(start, stop), n_tasks, round_df)
         with translate_errors():
             rows = frame.collect()
         for row in rows:
