@@ -64,7 +64,7 @@ def main() -> None:
     model = cv.fit(df)
     for i, bounds in enumerate(model.foldBoundaries):
         print(f"fold {i}: {bounds}")
-    for params, metric in zip(grid, model.avgMetrics):
+    for params, metric in zip(grid, model.avgMetrics, strict=True):
         print({p.name: v for p, v in params.items()}, f"rmse {metric:.3f}")
     model.transform(df).select("date", "warehouse", "demand", "prediction").show(5)
 

@@ -68,7 +68,7 @@ def test_grid_search_equals_scikit_learn_multimetric(spark, classification):
     assert ours.spark_transfer_.n_fits == 6 * 4
 
 
-def test_randomized_search_draws_the_same_candidates(spark):
+def test_randomized_search_draws_the_same_candidates(spark, capsys):
     X, y = make_regression(n_samples=200, n_features=5, noise=5.0, random_state=3)
     kwargs = {
         "param_distributions": {"alpha": loguniform(1e-3, 1e2), "fit_intercept": [True, False]},
@@ -77,8 +77,12 @@ def test_randomized_search_draws_the_same_candidates(spark):
         "cv": TimeSeriesSplit(n_splits=3, gap=2),
         "scoring": "neg_mean_squared_error",
     }
-    ours = RandomizedSearchCV(Ridge(), **kwargs).fit(X, y)
-    ref = skms.RandomizedSearchCV(Ridge(), **kwargs).fit(X, y)
+    ours = RandomizedSearchCV(Ridge(), verbose=1, **kwargs).fit(X, y)
+    # verbose > 0 shows the progress bar of finished fits, up to all 21.
+    err = capsys.readouterr().err
+    assert "RandomizedSearchCV fits" in err
+    assert "21/21" in err
+    ref = skms.RandomizedSearchCV(Ridge(), verbose=1, **kwargs).fit(X, y)
     assert_same_results(ours, ref)
 
 
