@@ -192,7 +192,8 @@ def _models_schema(df: DataFrame, group_col: str) -> Any:
     )
 
 
-def _check_group_sizes(df: DataFrame, group_col: str, max_rows: int) -> None:
+def _check_group_sizes(df: DataFrame, group_col: str, max_rows: int) -> int:
+    """Check the biggest group against ``max_rows``; return the number of groups."""
     from pyspark.sql import functions as F
 
     sizes = df.groupBy(group_col).count()
@@ -200,6 +201,7 @@ def _check_group_sizes(df: DataFrame, group_col: str, max_rows: int) -> None:
         F.max_by(group_col, "count").alias("biggest"),
         F.max("count").alias("size"),
         F.sum(F.when(F.col(group_col).isNull(), F.col("count"))).alias("null_rows"),
+        F.count(F.lit(1)).alias("groups"),
     ).first()
     if row is None or row["size"] is None:
         raise InvalidInputError("the DataFrame is empty: there is no group to fit")
@@ -215,6 +217,7 @@ def _check_group_sizes(df: DataFrame, group_col: str, max_rows: int) -> None:
             "memory: raise max_rows_per_group if the executors have room for it, or split or "
             "sample that group."
         )
+    return int(row["groups"])
 
 
 def fit_per_group(
@@ -227,6 +230,7 @@ def fit_per_group(
     max_rows_per_group: int = DEFAULT_MAX_ROWS_PER_GROUP,
     order_by: str | Sequence[str] | None = None,
     serializer: str = "skops",
+    partitions: int | None = None,
 ) -> GroupedModel:
     """Fit a clone of ``estimator`` on each group's rows, in parallel.
 
@@ -256,6 +260,10 @@ def fit_per_group(
         own processes, ``models`` holds them pickled, as Spark ships any task
         result: serialising a forest with skops costs about as much as
         fitting a small one, so it is paid once, at ``save``.
+    partitions : int, optional
+        Number of fitting tasks (each fits a share of the groups). Defaults to
+        ``spark.sql.shuffle.partitions`` but at least 16, and at most the
+        number of groups.
 
     Returns
     -------
@@ -284,7 +292,7 @@ def fit_per_group(
         raise InvalidInputError(f"max_rows_per_group must be positive; got {max_rows_per_group}")
 
     with translate_errors():
-        _check_group_sizes(df, group_col, int(max_rows_per_group))
+        n_groups = _check_group_sizes(df, group_col, int(max_rows_per_group))
 
     from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -307,7 +315,15 @@ def fit_per_group(
     needed = list(
         dict.fromkeys([group_col, *feature_cols, *([label_col] if label_col else []), *order])
     )
-    fitted = df.select(*needed).groupBy(group_col).applyInArrow(fn, models_schema)
+    # An explicit number of partitions: adaptive execution would otherwise merge
+    # the (small) shuffle into one or two tasks and fit the groups one by one.
+    n_parts = min(n_groups, partitions or max(_shuffle_partitions(df), 16))
+    fitted = (
+        df.select(*needed)
+        .repartition(n_parts, group_col)
+        .groupBy(group_col)
+        .applyInArrow(fn, models_schema)
+    )
     with translate_errors():
         # Materialise once: every later action reads the fitted models, never refits.
         models = fitted.localCheckpoint(eager=True)
@@ -327,6 +343,13 @@ def fit_per_group(
             stacklevel=2,
         )
     return result
+
+
+def _shuffle_partitions(df: DataFrame) -> int:
+    try:
+        return int(df.sparkSession.conf.get("spark.sql.shuffle.partitions") or 0)
+    except Exception:  # a conf the session does not expose: fall back to the floor
+        return 0
 
 
 def _check_columns(
