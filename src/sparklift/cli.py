@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from sparklift import __version__
 
 #: Modules with a ``register(subparsers)`` function, in the order of ``--help``.
-COMMAND_MODULES: list[str] = ["sparklift.hmm.cli", "sparklift.predict_cli"]
+COMMAND_MODULES: list[str] = ["sparklift.hmm.cli", "sparklift.predict_cli", "sparklift.tuning.cli"]
 
 
 def _info(args: argparse.Namespace) -> int:
