@@ -18,8 +18,10 @@ calls it with a generator of ``delayed(_fit_and_score)(...)`` calls. That
 that returns scikit-learn's ``Parallel`` unless the current thread is inside a
 sparklift search's ``fit``, in which case it returns a dispatcher that
 collects the calls of one round and runs them on Spark. The coupling is to
-two facts of scikit-learn's source (tested against 1.4-1.9): the module-level
-name ``Parallel`` and the ``(function, args, kwargs)`` calls it receives.
+two facts of scikit-learn's source (checked in 1.9.1, the version the tests
+run): the module-level name ``Parallel`` and the ``(function, args, kwargs)``
+calls it receives; a scikit-learn without that name fails at import with a
+clear message instead of silently running the fits locally.
 Copying ``fit`` instead would fork a 250-line method that changes every
 release.
 
@@ -160,7 +162,12 @@ class _ParallelSwitch:
 
 
 def _install_switch() -> None:
-    current = _sk_search.Parallel
+    current = getattr(_sk_search, "Parallel", None)
+    if current is None:  # pragma: no cover - a scikit-learn we do not know
+        raise ImportError(
+            "sparklift.tuning needs sklearn.model_selection._search.Parallel, which this "
+            "scikit-learn does not have; please report your scikit-learn version."
+        )
     if isinstance(current, type) and issubclass(current, _ParallelSwitch):
         return
     _ParallelSwitch.original = current
