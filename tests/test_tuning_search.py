@@ -18,6 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
+from sparklift.errors import SparkliftError
 from sparklift.tuning import (
     GridSearchCV,
     HalvingGridSearchCV,
@@ -229,3 +230,10 @@ def test_exceptions_come_back_as_themselves():
 )
 def test_job_bounds_cover_every_call_once(n_calls, expected):
     assert job_bounds(n_calls, max_jobs=8) == expected
+
+
+def test_a_payload_the_worker_cannot_unpickle_is_a_clear_error():
+    packed = pack_calls([(_add, (np.ones(3), 1), {"scale": 1})])
+    store = pickle.loads(packed.shared)
+    with pytest.raises(SparkliftError, match="could not unpickle the search's data"):
+        unpack_outcome(run_payload(b"not a pickle", store))

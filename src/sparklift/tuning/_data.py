@@ -33,6 +33,8 @@ import numpy as np
 # in __main__ or notebooks by value, which plain pickle cannot ship to workers.
 from pyspark import cloudpickle
 
+from sparklift.errors import SparkliftError
+
 #: Arrays at least this large are always moved to the shared store.
 _LARGE_BYTES = 1024
 
@@ -172,6 +174,15 @@ def load_store(key: str, shared: Any) -> dict[int, Any]:
     return store
 
 
+def unpickling_error(exc: BaseException) -> SparkliftError:
+    """The error for a worker that cannot unpickle what the driver sent."""
+    return SparkliftError(
+        f"a Spark worker could not unpickle the search's data or estimator "
+        f"({type(exc).__name__}: {exc}). Every class and function in it must be importable "
+        "on the workers (the same packages installed there), or defined in __main__."
+    )
+
+
 def run_payload(payload: Any, store: dict[int, Any]) -> bytes:
     """Run one packed call and pickle its outcome.
 
@@ -180,7 +191,10 @@ def run_payload(payload: Any, store: dict[int, Any]) -> bytes:
     that fails the same way every time and the driver can raise the user's own
     exception rather than a Spark error.
     """
-    func, args, kwargs = _SharedUnpickler(io.BytesIO(payload), store).load()
+    try:
+        func, args, kwargs = _SharedUnpickler(io.BytesIO(payload), store).load()
+    except Exception as exc:
+        return cloudpickle.dumps(("raised", unpickling_error(exc), traceback.format_exc()))
     try:
         outcome: tuple[Any, ...] = ("ok", func(*args, **kwargs))
     except Exception as exc:

@@ -32,7 +32,13 @@ import pyarrow as pa
 
 from sparklift._spark import map_partitions, translate_errors
 from sparklift.errors import ResourceLimitError
-from sparklift.tuning._data import PackedTasks, load_store, run_payload, unpack_outcome
+from sparklift.tuning._data import (
+    PackedTasks,
+    load_store,
+    run_payload,
+    unpack_outcome,
+    unpickling_error,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -59,7 +65,10 @@ def _run_partition(n_tasks: int, batches: Iterator[pa.RecordBatch]) -> Iterator[
             task = batch.column("task")[row].as_py()
             key = batch.column("key")[row].as_py()
             # as_buffer: no copy of the store unless this worker lacks it.
-            store = load_store(key, batch.column("shared")[row].as_buffer())
+            try:
+                store = load_store(key, batch.column("shared")[row].as_buffer())
+            except Exception as exc:
+                raise unpickling_error(exc) from None
             payloads = pickle.loads(batch.column("calls")[row].as_buffer())
             for call_id in range(task, len(payloads), n_tasks):
                 outcomes.append(run_payload(payloads[call_id], store))
