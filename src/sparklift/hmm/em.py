@@ -39,6 +39,22 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 
+def _arrays(
+    batches: Iterator[pa.RecordBatch], col: str, kind: str
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray, np.ndarray]]:
+    """``(batch, X, offsets)`` for every non-empty Arrow batch of a partition."""
+    for batch in batches:
+        if batch.num_rows:
+            X, offsets = batch_to_arrays(batch.column(col), kind)
+            yield batch, X, offsets
+
+
+def _bind(fn: Any, family: Any, params: dict[str, np.ndarray], **kwargs: Any) -> Any:
+    # A picklable partition function: a module-level function over local values.
+    params = {k: np.ascontiguousarray(v) for k, v in params.items()}
+    return functools.partial(fn, family=family, params=params, **kwargs)
+
+
 def estep_partition(
     batches: Iterator[pa.RecordBatch],
     *,
@@ -54,10 +70,7 @@ def estep_partition(
     Runs on the Spark workers; returns ``None`` for an empty partition.
     """
     total = None
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        X, offsets = batch_to_arrays(batch.column(col), kind)
+    for _batch, X, offsets in _arrays(batches, col, kind):
         stats = core.e_step(family, params, X, offsets, implementation, fit_params)
         total = stats if total is None else total + stats
     return total
@@ -80,10 +93,10 @@ def expected_statistics(
     InvalidInputError
         When the data hold no sequences.
     """
-    fn = functools.partial(
+    fn = _bind(
         estep_partition,
-        family=family,
-        params={k: np.ascontiguousarray(v) for k, v in params.items()},
+        family,
+        params,
         col=col,
         kind=kind,
         implementation=implementation,
@@ -331,10 +344,7 @@ def _decode_partition(
     import pyarrow as pa
 
     want_posteriors = len(out_names) > 2
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        X, offsets = batch_to_arrays(batch.column(col), kind)
+    for batch, X, offsets in _arrays(batches, col, kind):
         logprob, states, posteriors = decode_batch(
             family,
             params,
@@ -359,8 +369,7 @@ def _decode_partition(
 
 def decode_partition_fn(family: Any, params: dict[str, np.ndarray], **kwargs: Any) -> Any:
     """The ``map_partitions`` function of ``Model.transform`` (see :func:`decode_batch`)."""
-    params = {k: np.ascontiguousarray(v) for k, v in params.items()}
-    return functools.partial(_decode_partition, family=family, params=params, **kwargs)
+    return _bind(_decode_partition, family, params, **kwargs)
 
 
 def _score_partition(
@@ -373,10 +382,7 @@ def _score_partition(
     implementation: str,
 ) -> np.ndarray | None:
     total = None
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        X, offsets = batch_to_arrays(batch.column(col), kind)
+    for _batch, X, offsets in _arrays(batches, col, kind):
         logprob = core.score(family, params, X, offsets, implementation)
         part = np.array([float(np.sum(logprob)), float(offsets[-1] - offsets[0])])
         total = part if total is None else total + part
@@ -385,8 +391,7 @@ def _score_partition(
 
 def score_partition_fn(family: Any, params: dict[str, np.ndarray], **kwargs: Any) -> Any:
     """The ``map_reduce`` function of ``Model.score``: ``[sum of log-likelihoods, n_frames]``."""
-    params = {k: np.ascontiguousarray(v) for k, v in params.items()}
-    return functools.partial(_score_partition, family=family, params=params, **kwargs)
+    return _bind(_score_partition, family, params, **kwargs)
 
 
 def _sample_partition(
@@ -438,4 +443,4 @@ def _sample_partition(
 
 def sample_partition_fn(family: Any, params: dict[str, np.ndarray], **kwargs: Any) -> Any:
     """The ``map_partitions`` function of ``Model.sample`` over a DataFrame of ids."""
-    return functools.partial(_sample_partition, family=family, params=dict(params), **kwargs)
+    return _bind(_sample_partition, family, params, **kwargs)
