@@ -56,13 +56,13 @@ def test_fit_then_decode_match_hmmlearn(spark, tmp_path, capsys):
     _write_parquet(data, X, lengths)
     model_dir = tmp_path / "model"
     argv = ["hmm", "fit", str(data), "-o", str(model_dir), "--n-components", "3"]
-    argv += ["--n-iter", "5", "--tol", "0", "--random-state", "1", "--no-progress"]
+    argv += ["--n-iter", "3", "--tol", "0", "--random-state", "1", "--no-progress"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "5 EM iterations" in out
+    assert "3 EM iterations" in out
     assert str(model_dir) in out
 
-    ref = _reference(X, lengths)
+    ref = _reference(X, lengths, n_iter=3)
     model = CategoricalHMMModel.load(str(model_dir))
     np.testing.assert_allclose(model.startprob_, ref.startprob_, rtol=1e-6, atol=1e-10)
     np.testing.assert_allclose(model.transmat_, ref.transmat_, rtol=1e-6, atol=1e-10)
@@ -99,9 +99,9 @@ def test_fit_from_csv_event_table(spark, tmp_path, capsys):
     model_dir = tmp_path / "model"
     argv = ["hmm", "fit", str(path), "-o", str(model_dir), "--id-col", "session"]
     argv += ["--order-col", "t", "--value-cols", "page", "--n-components", "3"]
-    argv += ["--n-iter", "4", "--tol", "0", "--random-state", "1", "--no-progress"]
+    argv += ["--n-iter", "2", "--tol", "0", "--random-state", "1", "--no-progress"]
     assert main(argv) == 0
-    ref = _reference(X, lengths, n_iter=4)
+    ref = _reference(X, lengths, n_iter=2)
     model = CategoricalHMMModel.load(str(model_dir))
     np.testing.assert_allclose(model.transmat_, ref.transmat_, rtol=1e-6, atol=1e-10)
     np.testing.assert_allclose(model.emissionprob_, ref.emissionprob_, rtol=1e-6, atol=1e-10)

@@ -331,9 +331,7 @@ def _decode(args: argparse.Namespace) -> int:
         from sparklift._spark import translate_errors
 
         with translate_errors():
-            decoded.write.mode("overwrite" if args.overwrite else "errorifexists").parquet(
-                args.output
-            )
+            decoded.write.mode("overwrite" if args.overwrite else "error").parquet(args.output)
             n_rows = spark.read.parquet(args.output).count()
     print(
         f"Decoded {n_rows} sequences with {type(model).__name__} "
