@@ -776,7 +776,7 @@ class GroupedModel:
         were fitted with ``serializer="pickle"``).
         """
         spark = self.models.sparkSession
-        mode = "overwrite" if overwrite else "errorifexists"
+        mode = "overwrite" if overwrite else "error"
         models = self.models
         if self.serializer == "skops":
             convert = functools.partial(

@@ -949,7 +949,7 @@ class _ModelTransformerWriter(MLWriter):
         if instance.model is None:
             raise NotFittedError("This ModelTransformer has no model to save")
         spark = self.sparkSession
-        mode = "overwrite" if self.shouldOverwrite else "errorifexists"
+        mode = "overwrite" if self.shouldOverwrite else "error"
         metadata = DefaultParamsWriter._get_metadata_to_save(
             instance, spark, extraMetadata={"sparkliftFormatVersion": _serialize.FORMAT_VERSION}
         )

@@ -40,7 +40,7 @@ def _predict(args: argparse.Namespace) -> int:
     )
     try:
         with translate_errors():
-            scored.write.mode("overwrite" if args.overwrite else "errorifexists").parquet(
+            scored.write.mode("overwrite" if args.overwrite else "error").parquet(
                 args.output
             )
     except Exception as exc:
