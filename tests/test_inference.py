@@ -13,6 +13,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from sparklift import _serialize
 from sparklift._spark import translate_errors
 from sparklift.errors import (
     InvalidColumnTypeError,
@@ -277,3 +278,18 @@ def test_save_model_round_trip(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelFormatError, match="not a sparklift model"):
         load_model(str(bad))
+
+
+def test_skops_loads_only_trusted_types():
+    model = ThresholdModel(0.5)
+    data = _serialize.dumps(model)  # skops
+    with pytest.raises(ModelFormatError, match=r"not trusted: \['test_inference.ThresholdModel'\]"):
+        _serialize.loads(data)
+    loaded = _serialize.loads(data, trusted=["test_inference.ThresholdModel"])
+    X = np.array([[0.0], [1.0]])
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    newer = data.replace(b'"format_version":1', b'"format_version":9', 1)
+    with pytest.raises(ModelFormatError, match="format version 9"):
+        _serialize.loads(newer)
+    with pytest.raises(InvalidInputError, match="serializer must be one of"):
+        _serialize.dumps(model, serializer="joblib")
