@@ -300,8 +300,10 @@ def test_sample_frames_bounded_seeded_real_frames(spark):
     assert 150 <= len(a) <= 200
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    # every sampled frame is a frame of the data, and frames keep data order
-    index = {tuple(row): i for i, row in enumerate(X)}
+    # every sampled frame is a frame of the data, and frames keep the DataFrame's order
+    in_order, _ = batch_to_arrays(df.select("sequence").toArrow().column(0), "vector")
+    index = {tuple(row): i for i, row in enumerate(in_order)}
+    assert len(index) == len(X)
     positions = [index[tuple(row)] for row in a]
     assert positions == sorted(positions)
     df.unpersist()
