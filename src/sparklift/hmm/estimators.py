@@ -661,7 +661,22 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
 
 
 class _HMMModel(Model, _HMMParams, _Persistable):
-    """Base of the fitted HMM models."""
+    """Base of the fitted HMM models.
+
+    Fitted attributes keep hmmlearn's names (``startprob_``, ``transmat_``,
+    the family's ``emissionprob_`` / ``means_`` / ``covars_`` / ``lambdas_`` /
+    ``weights_``, ``n_features``, ``monitor_``); the number of states is the
+    Param ``n_components`` (``getNComponents()``).
+
+    ``transform(df)`` checks the sequence column first (one small Spark job,
+    so bad input fails there with one clear error rather than inside a later
+    action), then lazily adds ``loglik_col`` (double: each sequence's forward
+    log-likelihood, hmmlearn's ``score`` of that sequence), ``states_col``
+    (array<int>: the ``algorithm`` path, hmmlearn's ``decode``) and, when
+    ``posteriors_col`` is set, array<array<double>> state posteriors
+    (hmmlearn's ``predict_proba``). ``save(path)`` writes JSON + NPZ through
+    the driver (see :mod:`sparklift.hmm.persistence`).
+    """
 
     _family_name: ClassVar[str]
     _estimator_defaults: ClassVar[dict[str, Any]] = {}
