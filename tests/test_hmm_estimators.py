@@ -273,3 +273,17 @@ def test_wrong_column_type_is_named(spark):
 def test_transform_refuses_to_overwrite_columns(fitted, data):
     with pytest.raises(InvalidInputError, match="already exist"):
         fitted.copy().setStatesCol("seq_id").transform(data)
+
+
+def test_gaussian_default_initialisation_equals_hmmlearn(spark):
+    """k-means means and data covariance from the frames, seeded as hmmlearn seeds them."""
+    rng = np.random.RandomState(11)
+    lengths = rng.randint(10, 30, size=25)
+    X = np.concatenate([rng.normal(loc=3.0 * (i % 2), size=(n, 2)) for i, n in enumerate(lengths)])
+    df = sequences_from_arrays(spark, X, lengths, num_partitions=2)
+    model = GaussianHMM(n_components=2, n_iter=4, tol=0.0, random_state=0).fit(df)
+    ref = hmm.GaussianHMM(n_components=2, n_iter=4, tol=0.0, random_state=0).fit(X, lengths)
+    np.testing.assert_allclose(model.means_, ref.means_, rtol=1e-6)
+    np.testing.assert_allclose(model.covars_, ref.covars_, rtol=1e-6)
+    np.testing.assert_allclose(model.transmat_, ref.transmat_, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(list(model.monitor_.history), list(ref.monitor_.history), rtol=1e-9)

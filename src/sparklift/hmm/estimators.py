@@ -511,8 +511,18 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
             data = data.repartition(n_partitions)
         data = data.cache()
         try:
+            # The initialisation sample is read from the input in its row order (the
+            # repartitioned cache is shuffled), so small data give hmmlearn's start exactly.
             return self._fit_cached(
-                data, col, kind, family, hyper, summary, base_params, n_components
+                data,
+                dataset.select(col),
+                col,
+                kind,
+                family,
+                hyper,
+                summary,
+                base_params,
+                n_components,
             )
         finally:
             data.unpersist()
@@ -520,6 +530,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
     def _fit_cached(
         self,
         data: Any,
+        source: Any,
         col: str,
         kind: str,
         family: Any,
@@ -539,7 +550,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
         )
         if needs_data:
             X_sample = sample_frames(
-                data,
+                source,
                 col,
                 kind,
                 get("init_sample_size"),
