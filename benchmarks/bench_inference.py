@@ -72,7 +72,8 @@ def main() -> None:
     )
     df = df.cache()
     df.count()
-    small = df.limit(args.udf_rows).cache()
+    # As many partitions as the full data: limit() alone gives one, i.e. one core.
+    small = df.limit(args.udf_rows).repartition(n_parts).cache()
     small.count()
 
     @F.udf(returnType=DoubleType())
@@ -89,7 +90,10 @@ def main() -> None:
     def run(name: str, rows: int, action) -> None:
         seconds = best_time(action, args.repeats)
         results.append((name, rows, seconds))
-        print(f"  {name:<44} {rows:>10,} rows {seconds:8.2f} s {rows / seconds:>12,.0f} rows/s", flush=True)
+        print(
+            f"  {name:<44} {rows:>10,} rows {seconds:8.2f} s {rows / seconds:>12,.0f} rows/s",
+            flush=True,
+        )
 
     print(f"{args.rows:,} rows x {args.features} features, {args.master}, best of {args.repeats}")
     run("JVM only: scan (noop), the ceiling", args.rows, lambda: noop(df))
