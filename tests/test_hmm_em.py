@@ -154,3 +154,13 @@ def test_no_sequences_is_a_clear_error(spark):
     empty = spark.createDataFrame([], "sequence array<bigint>")
     with pytest.raises(InvalidInputError, match="sequence"):
         CategoricalHMM(n_components=2, n_features=3, n_iter=2).fit(empty)
+
+
+def test_initialisation_from_a_bounded_sample(data):
+    """More frames than init_sample_size: a seeded sample of the cached data initialises."""
+    settings = {"n_components": 3, "n_iter": 1, "random_state": 0, "init_sample_size": 50}
+    first = CategoricalHMM(**settings).fit(data)
+    again = CategoricalHMM(**settings).fit(data)
+    assert first.emissionprob_.shape == (3, 4)
+    assert np.isfinite(first.monitor_.history[-1])
+    np.testing.assert_allclose(first.transmat_, again.transmat_)

@@ -511,8 +511,6 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
             data = data.repartition(n_partitions)
         data = data.cache()
         try:
-            # The initialisation sample is read from the input in its row order (the
-            # repartitioned cache is shuffled), so small data give hmmlearn's start exactly.
             return self._fit_cached(
                 data,
                 dataset.select(col),
@@ -549,8 +547,12 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
             or any(key not in base_params for key in family.param_keys())
         )
         if needs_data:
+            # All frames fit in the sample: take them from the input in row order, as
+            # hmmlearn sees them. Otherwise a seeded sample of the cached data, which
+            # also fills the cache for the first iteration.
+            small = summary.n_frames <= get("init_sample_size")
             X_sample = sample_frames(
-                source,
+                source if small else data,
                 col,
                 kind,
                 get("init_sample_size"),
