@@ -160,7 +160,6 @@ def test_map_decoding_equals_hmmlearn(fitted, data, arrays):
     assert np.concatenate([r.states for r in rows]).tolist() == ref_states.tolist()
 
 
-@pytest.mark.smoke
 def test_score_aic_bic_equal_hmmlearn(fitted, data, arrays):
     X, lengths = arrays
     ref = _as_hmmlearn(fitted)
