@@ -167,6 +167,8 @@ def test_bytes_shipped_do_not_grow_with_the_number_of_fits(spark):
     assert X.nbytes < b.shared_bytes < 2 * X.nbytes
     # ... and each fit's own pickle is a small fraction of them.
     assert b.task_bytes / b.n_fits < X.nbytes / 20
+    # ... and does not grow with the number of fits in the search.
+    assert b.task_bytes / b.n_fits < 1.2 * s.task_bytes / s.n_fits
     # Per-task shipping (joblibspark's way) would have pickled X sixty times.
     assert b.total_bytes < 0.1 * b.n_fits * X.nbytes
 

@@ -93,6 +93,11 @@ def _top_level_values(call: tuple[Any, tuple, dict]) -> list[Any]:
             values.extend(value.values())
         elif isinstance(value, tuple):  # (train, test) pairs
             values.extend(value)
+        elif hasattr(value, "__dict__") and not isinstance(value, type):
+            # One level into objects: scikit-learn's per-fit callback contexts
+            # all point to one parent that lists every fit; pickled per call,
+            # it would make each call's pickle grow with the number of calls.
+            values.extend(vars(value).values())
     return values
 
 
