@@ -164,3 +164,56 @@ def test_initialisation_from_a_bounded_sample(data):
     assert first.emissionprob_.shape == (3, 4)
     assert np.isfinite(first.monitor_.history[-1])
     np.testing.assert_allclose(first.transmat_, again.transmat_)
+
+
+# ------------------------------------------------------------------------ review fixes
+
+
+def test_resume_with_fewer_iterations_than_saved_is_refused(data, tmp_path):
+    settings = {"n_components": 2, "tol": 0.0, "random_state": 0, "checkpoint_dir": str(tmp_path)}
+    CategoricalHMM(n_iter=3, **settings).fit(data)
+    with pytest.raises(ValueError, match=r"already holds 3 iterations, more than n_iter=2"):
+        CategoricalHMM(n_iter=2, **settings).fit(data)
+
+
+def test_tol_minus_inf_runs_every_iteration_like_hmmlearn(data):
+    from hmmlearn import hmm
+
+    X, lengths = _categorical_data()
+    ref = hmm.CategoricalHMM(n_components=2, n_iter=4, tol=-np.inf, random_state=0)
+    ref.fit(X, lengths)
+    model = CategoricalHMM(n_components=2, n_iter=4, tol=float("-inf"), random_state=0).fit(data)
+    assert model.monitor_.iter == ref.monitor_.iter == 4
+    np.testing.assert_allclose(list(model.monitor_.history), list(ref.monitor_.history), rtol=1e-8)
+
+
+@pytest.mark.parametrize("letters", [{"params": "stx"}, {"init_params": "stm"}])
+def test_letters_a_family_does_not_use_are_refused(letters):
+    class NoSpark:
+        def __getattr__(self, name):
+            raise AssertionError("a Spark job ran")
+
+    with pytest.raises(InvalidInputError, match="allowed letters: 'ste'"):
+        CategoricalHMM(n_components=2, **letters).fit(NoSpark())
+
+
+def test_verbose_report_lines_stand_alone_beside_the_bar(data, capsys):
+    import re
+
+    CategoricalHMM(n_components=2, n_iter=2, random_state=0, progress=True, verbose=True).fit(data)
+    segments = re.split(r"[\r\n]", capsys.readouterr().err)
+    # hmmlearn's report format: iteration, log-likelihood, delta, each on its own line.
+    report = re.compile(r"^\s+[12]\s+-\d+\.\d{8}\s+(\+nan|[+-]\d+\.\d{8})$")
+    assert sum(bool(report.match(s)) for s in segments) == 2, segments
+
+
+def test_categorical_initialisation_draws_no_sample(data, monkeypatch):
+    # hmmlearn initialises emissionprob_ with random numbers: no frame is needed.
+    from sparklift.hmm import estimators
+
+    def no_sample(*args, **kwargs):
+        raise AssertionError("a sample was drawn")
+
+    monkeypatch.setattr(estimators, "sample_frames", no_sample)
+    model = CategoricalHMM(n_components=2, n_iter=1, random_state=0).fit(data)
+    assert model.emissionprob_.shape == (2, 4)

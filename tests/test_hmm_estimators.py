@@ -79,6 +79,11 @@ def test_defaults_are_hmmlearn_defaults(ours, theirs):
             continue
         if value is None:
             assert not est.isDefined(name), name
+        elif name == "implementation":
+            # Deliberate difference: sparklift's scaling kernel never underflows (it
+            # falls back to log space per sequence), equals "log" to ~1e-12 and is faster.
+            assert value == "log"
+            assert est.getOrDefault(name) == "scaling"
         else:
             assert est.getOrDefault(name) == value, name
 
@@ -108,7 +113,7 @@ def test_params_alias_and_accessors():
         ({"implementation": "fast"}, "implementation must be one of"),
         ({"n_components": 0}, "n_components must be an integer >= 1; got 0"),
         ({"covariance_type": "banded"}, "covariance_type must be one of"),
-        ({"tol": -1.0}, "tol must be a number >= 0"),
+        ({"tol": float("nan")}, "tol must be a number"),
     ],
 )
 def test_invalid_values_name_the_parameter(kwargs, message):
@@ -179,6 +184,7 @@ def test_fit_from_random_init_equals_hmmlearn(fitted, arrays):
     )
 
 
+@pytest.mark.filterwarnings("ignore:Even though the 'emissionprob_'")
 def test_init_model_supplies_parameters_not_in_init_params(fitted, data, arrays):
     X, lengths = arrays
     est = CategoricalHMM(
@@ -286,3 +292,104 @@ def test_gaussian_default_initialisation_equals_hmmlearn(spark):
     np.testing.assert_allclose(model.covars_, ref.covars_, rtol=1e-6)
     np.testing.assert_allclose(model.transmat_, ref.transmat_, rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(list(model.monitor_.history), list(ref.monitor_.history), rtol=1e-9)
+
+
+# ------------------------------------------------------------- init_model checks (review)
+
+
+def test_init_model_overwritten_parameters_warn_like_hmmlearn(fitted, data, caplog):
+    # hmmlearn logs one "will be overwritten" line per attribute set before fit that
+    # init_params re-initialises; sparklift warns with the same wording.
+    ref = hmm.CategoricalHMM(n_components=3, n_iter=1, random_state=0)
+    ref.startprob_ = fitted.startprob_.copy()
+    ref.transmat_ = fitted.transmat_.copy()
+    ref.emissionprob_ = fitted.emissionprob_.copy()
+    X = np.array([[0], [1], [2], [3]])
+    with caplog.at_level("WARNING", logger="hmmlearn.base"):
+        ref.fit(X)
+    expected = sorted(
+        r.getMessage() for r in caplog.records if "will be overwritten" in r.getMessage()
+    )
+    assert len(expected) == 3
+    with pytest.warns(UserWarning, match="will be overwritten") as record:
+        CategoricalHMM(n_components=3, n_iter=1, init_model=fitted).fit(data)
+    ours = sorted(str(w.message) for w in record if "will be overwritten" in str(w.message))
+    assert len(ours) == 3
+    for mine, theirs in zip(ours, expected, strict=True):
+        assert mine.startswith(theirs)
+
+
+def test_init_model_n_components_mismatch_is_named_before_spark(fitted):
+    class NoSpark:
+        def __getattr__(self, name):
+            raise AssertionError("a Spark job ran")
+
+    est = CategoricalHMM(n_components=4, init_params="", init_model=fitted)
+    with pytest.raises(InvalidInputError, match="init_model"):
+        est.fit(NoSpark())
+
+
+def test_init_model_n_features_mismatch_is_named(fitted, data):
+    est = CategoricalHMM(n_components=3, n_features=6, init_params="", init_model=fitted)
+    with pytest.raises(InvalidInputError, match="init_model"):
+        est.fit(data)
+
+
+def test_gaussian_init_model_dimension_must_match_data(spark):
+    ref = hmm.GaussianHMM(n_components=2, init_params="")
+    ref.startprob_ = np.array([0.5, 0.5])
+    ref.transmat_ = np.array([[0.9, 0.1], [0.1, 0.9]])
+    ref.means_ = np.zeros((2, 3))
+    ref.covars_ = np.ones((2, 3))
+    ref.n_features = 3
+    rows = [([[0.0, 1.0], [1.0, 0.5]],), ([[2.0, 1.0]],)]
+    df = spark.createDataFrame(rows, "sequence array<array<double>>")
+    with pytest.raises(InvalidInputError, match="n_features=3"):
+        GaussianHMM(n_components=2, init_params="", init_model=ref).fit(df)
+
+
+def test_from_hmmlearn_rejects_inconsistent_parameters():
+    ref = _reference()
+    ref.startprob_ = np.array([0.5, 0.5])  # 2 states, transmat has 3
+    with pytest.raises(InvalidInputError, match="inconsistent parameters"):
+        CategoricalHMMModel.from_hmmlearn(ref)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"startprob_prior": [1.0, 2.0]}, "startprob_prior"),
+        ({"transmat_prior": [1.0] * 4}, "transmat_prior"),
+    ],
+)
+def test_prior_shapes_are_checked(kwargs, name):
+    class NoSpark:
+        def __getattr__(self, attr):
+            raise AssertionError("a Spark job ran")
+
+    est = CategoricalHMM(n_components=3, n_features=4, **kwargs)
+    with pytest.raises(InvalidInputError, match=name):
+        est.fit(NoSpark())
+
+
+# ------------------------------------------------------------------------- multinomial
+
+
+def test_multinomial_infers_constant_n_trials_like_hmmlearn(spark):
+    rng = np.random.RandomState(0)
+    X = rng.multinomial(5, [0.2, 0.3, 0.5], size=30)
+    lengths = np.array([10, 12, 8])
+    df = sequences_from_arrays(spark, X, lengths, num_partitions=1)
+    model = MultinomialHMM(n_components=2, n_iter=3, tol=0.0, random_state=1).fit(df)
+    ref = hmm.MultinomialHMM(n_components=2, n_trials=5, n_iter=3, tol=0.0, random_state=1)
+    ref.fit(X, lengths)
+    np.testing.assert_allclose(model.emissionprob_, ref.emissionprob_, rtol=1e-8)
+
+
+def test_multinomial_rejects_varying_totals_and_fractional_counts(spark):
+    df = spark.createDataFrame([([[1, 2], [2, 2]],), ([[0, 3]],)], "sequence array<array<int>>")
+    with pytest.raises(InvalidInputError, match="n_trials"):
+        MultinomialHMM(n_components=2).fit(df)
+    frac = spark.createDataFrame([([[1.5, 1.5]],)], "sequence array<array<double>>")
+    with pytest.raises(InvalidColumnTypeError, match="integer"):
+        MultinomialHMM(n_components=2, n_trials=3).fit(frac)

@@ -163,7 +163,8 @@ def _fitted(reference, name):
 def test_spark_fit_equals_hmmlearn(spark, make, implementation):
     truth, start, estimator_cls, extra = make()
     rng = np.random.RandomState(42)
-    lengths = rng.randint(10, 40, size=30)
+    # Tiny on purpose (smoke budget): 6 sequences of 30 frames, N_ITER iterations.
+    lengths = np.full(6, 30)
     X, _ = truth.sample(int(lengths.sum()), random_state=rng)
     df = sequences_from_arrays(spark, X, lengths, num_partitions=2)
 

@@ -174,3 +174,87 @@ def test_pipeline_model_save_and_load(data, tmp_path, spark_mode):
     stage = loaded.stages[0]
     assert isinstance(stage, CategoricalHMMModel)
     np.testing.assert_array_equal(stage.transmat_, fitted.stages[0].transmat_)
+
+
+# ------------------------------------------------------------------------ review fixes
+
+
+def _tied_gaussian_ref() -> hmm.GaussianHMM:
+    ref = hmm.GaussianHMM(n_components=2, covariance_type="tied", min_covar=1e-2)
+    ref.startprob_ = np.array([0.4, 0.6])
+    ref.transmat_ = np.array([[0.9, 0.1], [0.3, 0.7]])
+    ref.means_ = np.array([[0.0, 1.0], [2.0, -1.0]])
+    ref.covars_ = np.array([[1.0, 0.2], [0.2, 0.5]])
+    ref.n_features = 2
+    return ref
+
+
+def test_file_uri_paths_are_local_absolute_paths(tmp_path):
+    model = _gaussian_model()
+    for uri in (f"file:{tmp_path}/a", f"file://{tmp_path}/b"):
+        model.save(uri)
+        loaded = GaussianHMMModel.load(uri)
+        np.testing.assert_array_equal(loaded.covars_, model.covars_)
+    assert (tmp_path / "a" / "sparklift.json").exists()
+    assert (tmp_path / "b" / "sparklift.json").exists()
+
+
+def test_overwrite_keeps_the_old_model_when_the_save_fails(tmp_path, monkeypatch):
+    from sparklift.hmm import persistence
+
+    path = str(tmp_path / "m")
+    old = _gaussian_model()
+    old.save(path)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(persistence, "_encode_arrays", broken)
+    with pytest.raises(OSError, match="disk full"):
+        old.write().overwrite().save(path)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(GaussianHMMModel.load(path).means_, old.means_)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary left behind
+    new = GaussianHMMModel.from_hmmlearn(_tied_gaussian_ref())
+    new.write().overwrite().save(path)
+    np.testing.assert_array_equal(GaussianHMMModel.load(path).means_, new.means_)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_unknown_param_in_a_saved_file_is_skipped_with_a_warning(tmp_path):
+    path = tmp_path / "m"
+    _gaussian_model().save(str(path))
+    document = json.loads((path / "sparklift.json").read_text())
+    document["params"]["param_from_the_future"] = 3
+    (path / "sparklift.json").write_text(json.dumps(document))
+    with pytest.warns(UserWarning, match="param_from_the_future"):
+        loaded = GaussianHMMModel.load(str(path))
+    assert loaded.getCovarianceType() == "full"
+
+
+def test_estimator_roundtrip_keeps_init_model_hyperparameters(tmp_path):
+    ref = _tied_gaussian_ref()
+    est = GaussianHMM(n_components=2, covariance_type="tied", init_params="", init_model=ref)
+    path = str(tmp_path / "est")
+    est.save(path)
+    init = GaussianHMM.load(path).getInitModel()
+    assert init.getCovarianceType() == "tied" or init._hyper["covariance_type"] == "tied"
+    assert init._hyper["min_covar"] == 1e-2
+    np.testing.assert_allclose(init.covars_, ref.covars_)
+
+
+def test_damaged_estimator_file_is_a_model_format_error(tmp_path):
+    path = tmp_path / "est"
+    CategoricalHMM(n_components=2, init_model=_categorical_ref()).save(str(path))
+    (path / "arrays.npz").write_bytes(b"not an npz")
+    with pytest.raises(ModelFormatError):
+        CategoricalHMM.load(str(path))
+
+
+def _categorical_ref() -> hmm.CategoricalHMM:
+    ref = hmm.CategoricalHMM(n_components=2)
+    ref.n_features = 3
+    ref.startprob_ = np.array([0.5, 0.5])
+    ref.transmat_ = np.array([[0.9, 0.1], [0.2, 0.8]])
+    ref.emissionprob_ = np.array([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
+    return ref

@@ -136,6 +136,14 @@ class _Progress:
         self.bar.set_postfix(log_likelihood=f"{history[-1]:.6g}", delta=f"{delta:+.3g}")
         self.bar.update(1)
 
+    def writing(self) -> Any:
+        """Context in which other stderr output (hmmlearn's verbose report) does not break the bar."""
+        if self.bar is None:
+            import contextlib
+
+            return contextlib.nullcontext()
+        return type(self.bar).external_write_mode(file=sys.stderr)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -260,6 +268,14 @@ def run_em(
         if resumed is not None:
             params, history, finished = resumed
             _restore_monitor(monitor, history)
+            if monitor.iter > n_iter:
+                # The checkpoint holds only the latest parameters: the state after n_iter
+                # iterations is gone, so refuse rather than return iter > n_iter.
+                raise ValueError(
+                    f"The checkpoint in {checkpoint.directory} already holds {monitor.iter} "
+                    f"iterations, more than n_iter={n_iter}. Use n_iter >= {monitor.iter} to "
+                    "resume it, or another checkpoint_dir to start again."
+                )
             if finished and monitor.converged:
                 return params, monitor
     bar = _Progress(show_progress(progress, verbose), n_iter, monitor.iter, desc)
@@ -276,7 +292,8 @@ def run_em(
             )
             # hmmlearn's order: M-step before the convergence check (n_iter=1 still updates).
             params = core.m_step(family, params, stats, fit_params, startprob_prior, transmat_prior)
-            monitor.report(float(stats.logprob))
+            with bar.writing():
+                monitor.report(float(stats.logprob))
             converged = monitor.converged
             if checkpoint is not None:
                 checkpoint.save(params, monitor, finished=converged)

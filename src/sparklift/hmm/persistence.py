@@ -49,12 +49,32 @@ _PYSPARK_METADATA = "metadata/part-00000"
 
 
 def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    if "://" not in path:
+    """The filesystem and in-filesystem path of ``path``.
+
+    Plain paths, ``file:`` URIs (``file:/tmp/x``, ``file:///tmp/x``) and Windows
+    drive letters are local; any other scheme goes to pyarrow's ``from_uri``.
+    """
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(path)
+    scheme = parsed.scheme.lower()
+    if len(scheme) <= 1:  # no scheme, or a Windows drive letter
         return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
+    if scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError(f"Cannot open {path!r}: file URIs must name a local path")
+        return pafs.LocalFileSystem(), os.path.abspath(unquote(parsed.path))
     try:
         return pafs.FileSystem.from_uri(path)
     except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for unknown schemes
         raise ValueError(f"Cannot open {path!r} for saving or loading a model: {exc}") from None
+
+
+def _delete(fs: pafs.FileSystem, path: str) -> None:
+    if fs.get_file_info(path).type == pafs.FileType.Directory:
+        fs.delete_dir(path)
+    elif _exists(fs, path):
+        fs.delete_file(path)
 
 
 def _exists(fs: pafs.FileSystem, path: str) -> bool:
@@ -133,16 +153,11 @@ def save_model(
         When ``path`` exists and ``overwrite`` is False.
     """
     fs, root = _filesystem(path)
-    if _exists(fs, root):
-        if not overwrite:
-            raise FileExistsError(
-                f"Path {path} already exists. To overwrite it, use "
-                "model.write().overwrite().save(path)."
-            )
-        if fs.get_file_info(root).type == pafs.FileType.Directory:
-            fs.delete_dir(root)
-        else:
-            fs.delete_file(root)
+    if _exists(fs, root) and not overwrite:
+        raise FileExistsError(
+            f"Path {path} already exists. To overwrite it, use "
+            "model.write().overwrite().save(path)."
+        )
     for name, arr in arrays.items():
         if np.asarray(arr).dtype == object:
             raise TypeError(f"array {name!r} has object dtype and cannot be saved without pickle")
@@ -152,6 +167,33 @@ def save_model(
         **to_json_value(metadata),
         "arrays": _array_manifest(arrays),
     }
+    # Write a temporary sibling, then swap it in: an existing model is replaced only
+    # once the new one is complete (a failed save leaves the old one in place).
+    import uuid
+
+    final_root = root
+    root = f"{final_root.rstrip('/')}.tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        _write_model_files(fs, root, document, arrays, metadata)
+        if _exists(fs, final_root):
+            old = f"{final_root.rstrip('/')}.old-{uuid.uuid4().hex[:12]}"
+            fs.move(final_root, old)
+            fs.move(root, final_root)
+            _delete(fs, old)
+        else:
+            fs.move(root, final_root)
+    except BaseException:
+        _delete(fs, root)
+        raise
+
+
+def _write_model_files(
+    fs: pafs.FileSystem,
+    root: str,
+    document: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    metadata: dict[str, Any],
+) -> None:
     fs.create_dir(posixpath.join(root, "metadata"), recursive=True)
     _write_bytes(fs, posixpath.join(root, ARRAYS_FILE), _encode_arrays(arrays))
     _write_bytes(
