@@ -40,9 +40,7 @@ def _predict(args: argparse.Namespace) -> int:
     )
     try:
         with translate_errors():
-            scored.write.mode("overwrite" if args.overwrite else "error").parquet(
-                args.output
-            )
+            scored.write.mode("overwrite" if args.overwrite else "error").parquet(args.output)
     except Exception as exc:
         if "PATH_ALREADY_EXISTS" not in str(exc):
             raise
