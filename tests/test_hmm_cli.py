@@ -59,7 +59,7 @@ def test_fit_then_decode_match_hmmlearn(spark, tmp_path, capsys):
     argv += ["--n-iter", "3", "--tol", "0", "--random-state", "1", "--no-progress"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "3 EM iterations" in out
+    assert "3 EM iterations, stopped at n_iter without converging" in out
     assert str(model_dir) in out
 
     ref = _reference(X, lengths, n_iter=3)
@@ -80,6 +80,7 @@ def test_fit_then_decode_match_hmmlearn(spark, tmp_path, capsys):
         np.testing.assert_allclose(row.log_likelihood, ref.score(seq), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_fit_from_csv_event_table(spark, tmp_path, capsys):
     from sparklift.hmm import CategoricalHMMModel
 
@@ -113,6 +114,7 @@ def test_decode_csv_sequence_strings_map(spark, tmp_path):
     from sparklift.hmm import CategoricalHMMModel
 
     model = CategoricalHMMModel.from_hmmlearn(ref)
+    model.set(model.sequence_col, "events")  # decode uses it when --sequence-col is not given
     model_dir = tmp_path / "model"
     model.save(str(model_dir))
     offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -123,8 +125,7 @@ def test_decode_csv_sequence_strings_map(spark, tmp_path):
         for i in range(len(lengths)):
             writer.writerow([i, " ".join(str(v) for v in X[offsets[i] : offsets[i + 1], 0])])
     out = tmp_path / "decoded"
-    argv = ["hmm", "decode", str(model_dir), str(path), "--sequence-col", "events"]
-    argv += ["-o", str(out), "--algorithm", "map"]
+    argv = ["hmm", "decode", str(model_dir), str(path), "-o", str(out), "--algorithm", "map"]
     assert main(argv) == 0
     table = pq.read_table(str(out)).to_pandas().sort_values("id")
     for i, row in enumerate(table.itertuples()):
@@ -164,3 +165,72 @@ def test_usage_errors(spark, tmp_path, capsys):
     assert main(argv) == 1
     assert "--id-col needs --order-col and --value-cols" in capsys.readouterr().err
     assert main(["hmm"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--covariance-type", "fulll"], "argument --covariance-type: invalid choice: 'fulll'"),
+        (["--n-components", "0"], "argument --n-components: must be >= 1; got 0"),
+        (["--n-iter", "x"], "argument --n-iter: invalid integer: 'x'"),
+        (["--tol", "nan"], "argument --tol: must be a number; got nan"),
+        (["--implementation", "fast"], "argument --implementation: invalid choice: 'fast'"),
+        (["--family", "binomial"], "argument --family: invalid choice: 'binomial'"),
+    ],
+)
+def test_bad_option_values_are_one_line_usage_errors(tmp_path, capsys, option, message):
+    argv = ["hmm", "fit", str(tmp_path / "x.parquet"), "-o", str(tmp_path / "out"), *option]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(f"sparklift hmm fit: error: {message}")
+
+
+def test_estimator_value_errors_are_usage_errors(tmp_path, capsys, monkeypatch):
+    import sparklift.hmm as hmm
+
+    class Rejecting:
+        def __init__(self, **settings):
+            raise ValueError("Could not convert 'x' to a valid parameter value\nsecond line")
+
+    monkeypatch.setattr(hmm, "CategoricalHMM", Rejecting)
+    data = tmp_path / "x.parquet"
+    data.write_bytes(b"")
+    with pytest.raises(SystemExit) as info:
+        main(["hmm", "fit", str(data), "-o", str(tmp_path / "out")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "sparklift hmm fit: error: second line"
+    assert "Traceback" not in err
+
+
+def test_missing_input_fails_before_spark_starts(tmp_path, capsys, monkeypatch):
+    import sparklift.session
+
+    def no_spark(*args, **kwargs):
+        raise AssertionError("Spark started before the input was checked")
+
+    monkeypatch.setattr(sparklift.session, "get_spark", no_spark)
+    for command in (["fit"], ["decode", str(tmp_path)]):
+        argv = ["hmm", *command, str(tmp_path / "nope.parquet"), "-o", str(tmp_path / "out")]
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == f"sparklift: error: Input {tmp_path / 'nope.parquet'} does not exist"
+
+
+def test_convergence_status_needs_the_gain_below_tol():
+    from sparklift.hmm.cli import convergence_status
+
+    assert convergence_status([-10.0, -9.0, -8.995], 0.01) == (
+        True,
+        "converged (log-likelihood gain < tol)",
+    )
+    # hmmlearn's monitor says converged when iter == n_iter; the gain says otherwise
+    assert convergence_status([-10.0, -9.0], 0.01) == (
+        False,
+        "stopped at n_iter without converging",
+    )
+    assert not convergence_status([-10.0], 0.01)[0]
+    assert not convergence_status([-10.0, -9.0], float("-inf"))[0]

@@ -106,7 +106,6 @@ def _random_sequences(seed, n_seq, n_symbols, dim=None):
     return X, lengths
 
 
-@pytest.mark.smoke
 def test_validate_summary_matches_numpy(spark):
     X, lengths = _random_sequences(1, 40, 7)
     df = sequences_from_arrays(spark, X, lengths, col="events")
@@ -136,21 +135,28 @@ def _bad_df(spark, schema, rows):
 
 
 BAD_CASES = [
-    # schema, rows, kind, kwargs, expected fragments (count of bad rows, what, example)
-    (
-        "array<int>",
-        [[0, 1], None, [2], None],
-        "int",
-        {},
-        ["2 bad rows out of 4", "2 with a null sequence", "example row: {id=1, seq=None}"],
+    # schema, rows, kind, kwargs, expected fragments (count of bad rows, what, example);
+    # each case is a Spark job: a representative few run by default, the rest are slow
+    pytest.param(
+        *(
+            "array<int>",
+            [[0, 1], None, [2], None],
+            "int",
+            {},
+            ["2 bad rows out of 4", "2 with a null sequence", "example row: {id=1, seq=None}"],
+        ),
+        marks=pytest.mark.slow,
     ),
     ("array<int>", [[0, 1], [], [1]], "int", {}, ["1 bad row out of 3", "an empty sequence"]),
-    (
-        "array<int>",
-        [[0, 1], [1, 5, 2], [7], [2]],
-        "int",
-        {"n_features": 5},
-        ["2 bad rows out of 4", "a symbol >= n_features=5", "id=1", "offending value: 5"],
+    pytest.param(
+        *(
+            "array<int>",
+            [[0, 1], [1, 5, 2], [7], [2]],
+            "int",
+            {"n_features": 5},
+            ["2 bad rows out of 4", "a symbol >= n_features=5", "id=1", "offending value: 5"],
+        ),
+        marks=pytest.mark.slow,
     ),
     (
         "array<int>",
@@ -159,13 +165,19 @@ BAD_CASES = [
         {},
         ["1 bad row out of 2", "a negative symbol", "offending value: -3"],
     ),
-    ("array<int>", [[0, None], [1]], "int", {}, ["1 bad row", "a null value"]),
-    (
-        "array<double>",
-        [[0.5, float("nan")], [1.0], [float("inf")]],
-        "float",
-        {},
-        ["2 bad rows out of 3", "NaN or infinite", "offending value: nan"],
+    pytest.param(
+        *("array<int>", [[0, None], [1]], "int", {}, ["1 bad row", "a null value"]),
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        *(
+            "array<double>",
+            [[0.5, float("nan")], [1.0], [float("inf")]],
+            "float",
+            {},
+            ["2 bad rows out of 3", "NaN or infinite", "offending value: nan"],
+        ),
+        marks=pytest.mark.slow,
     ),
     (
         "array<array<double>>",
@@ -174,26 +186,35 @@ BAD_CASES = [
         {},
         ["2 bad rows out of 3", "differs from the first row's (2)", "offending value: [3.0]"],
     ),
-    (
-        "array<array<double>>",
-        [[[1.0, 2.0]], [[1.0, 2.0], [3.0, 4.0]]],
-        "vector",
-        {"n_features": 3},
-        ["2 bad rows out of 2", "dimension is not n_features=3"],
+    pytest.param(
+        *(
+            "array<array<double>>",
+            [[[1.0, 2.0]], [[1.0, 2.0], [3.0, 4.0]]],
+            "vector",
+            {"n_features": 3},
+            ["2 bad rows out of 2", "dimension is not n_features=3"],
+        ),
+        marks=pytest.mark.slow,
     ),
-    (
-        "array<array<double>>",
-        [[[1.0, float("nan")]], [[1.0, 2.0]]],
-        "vector",
-        {},
-        ["1 bad row out of 2", "NaN or infinite"],
+    pytest.param(
+        *(
+            "array<array<double>>",
+            [[[1.0, float("nan")]], [[1.0, 2.0]]],
+            "vector",
+            {},
+            ["1 bad row out of 2", "NaN or infinite"],
+        ),
+        marks=pytest.mark.slow,
     ),
-    (
-        "array<array<double>>",
-        [[[1.0, None]], [[1.0, 2.0]], [None]],
-        "vector",
-        {},
-        ["2 bad rows out of 3", "1 with a null value", "1 with a null frame"],
+    pytest.param(
+        *(
+            "array<array<double>>",
+            [[[1.0, None]], [[1.0, 2.0]], [None]],
+            "vector",
+            {},
+            ["2 bad rows out of 3", "1 with a null value", "1 with a null frame"],
+        ),
+        marks=pytest.mark.slow,
     ),
     (
         "array<array<int>>",
@@ -270,7 +291,6 @@ def _frames_and_lengths(batches, kind):
     return [(float(np.concatenate(xs).sum()), int(np.concatenate(lengths).sum()))]
 
 
-@pytest.mark.smoke
 def test_batch_to_arrays_in_partitions(spark):
     X, lengths = _random_sequences(3, 60, None, dim=2)
     df = sequences_from_arrays(spark, X, lengths, num_partitions=3).select("sequence")
@@ -290,7 +310,6 @@ def test_sample_frames_small_is_all_frames_in_order(spark):
     np.testing.assert_array_equal(sample, X)
 
 
-@pytest.mark.smoke
 def test_sample_frames_bounded_seeded_real_frames(spark):
     X, lengths = _random_sequences(5, 300, None, dim=2)
     df = sequences_from_arrays(spark, X, lengths, num_partitions=3).cache()

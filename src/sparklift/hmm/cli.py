@@ -18,6 +18,11 @@ import os
 import sys
 from typing import Any
 
+#: Choices of the string options.
+COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
+IMPLEMENTATIONS = ("log", "scaling")
+ALGORITHMS = ("viterbi", "map")
+
 #: Estimator class of each ``--family``.
 FAMILY_CLASSES = {
     "categorical": "CategoricalHMM",
@@ -27,28 +32,80 @@ FAMILY_CLASSES = {
     "gmm": "GMMHMM",
 }
 
-# (flag, Param name, type, help): estimator options, passed on only when given.
-_ESTIMATOR_OPTIONS: list[tuple[str, str, Any, str]] = [
-    ("--n-components", "n_components", int, "number of hidden states (default 1)"),
-    ("--n-iter", "n_iter", int, "maximum number of EM iterations (default 10)"),
-    ("--tol", "tol", float, "stop when the log-likelihood gain is below this (default 0.01)"),
-    ("--random-state", "random_state", int, "seed of the initialisation"),
-    ("--params", "update_params", str, "letters of the parameters EM updates (hmmlearn's params)"),
-    ("--init-params", "init_params", str, "letters of the parameters initialised before EM"),
-    ("--n-init", "n_init", int, "EM restarts; the best log-likelihood is kept (default 1)"),
-    ("--implementation", "implementation", str, "forward-backward: log (default) or scaling"),
-    ("--algorithm", "algorithm", str, "decoder stored in the model: viterbi (default) or map"),
-    ("--startprob-prior", "startprob_prior", float, "Dirichlet prior of startprob_ (default 1)"),
-    ("--transmat-prior", "transmat_prior", float, "Dirichlet prior of transmat_ rows (default 1)"),
-    ("--n-features", "n_features", int, "categorical: number of symbols (default: inferred)"),
-    ("--covariance-type", "covariance_type", str, "gaussian/gmm: spherical, diag, full or tied"),
-    ("--min-covar", "min_covar", float, "gaussian/gmm: floor on the covariance diagonal"),
-    ("--n-mix", "n_mix", int, "gmm: Gaussian components per state"),
-    ("--n-trials", "n_trials", int, "multinomial: trials per frame (counts sum to it)"),
-    ("--checkpoint-dir", "checkpoint_dir", str, "save parameters after every iteration; resume"),
-    ("--num-partitions", "num_partitions", int, "partitions of the cached training data"),
-    ("--init-sample-size", "init_sample_size", int, "frames sampled for initialisation"),
+
+def _number(kind: type, minimum: float, *, strict: bool = False, name: str = "") -> Any:
+    """An argparse type: ``kind`` of the text, at least (or above) ``minimum``."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid {'integer' if kind is int else 'number'}: {text!r}"
+            ) from None
+        if value != value:
+            raise argparse.ArgumentTypeError(f"must be a number; got {text}")
+        if value <= minimum if strict else value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be {'>' if strict else '>='} {minimum:g}; got {text}"
+            )
+        return value
+
+    convert.__name__ = name or kind.__name__
+    return convert
+
+
+_POSITIVE_INT = _number(int, 1)
+_NONNEGATIVE_INT = _number(int, 0)
+_ANY_FLOAT = _number(float, float("-inf"), name="float")  # tol: negative runs all n_iter
+_POSITIVE = _number(float, 0.0, strict=True)
+
+# (flag, Param name, type, help, choices): estimator options, passed on only when given.
+_ESTIMATOR_OPTIONS: list[tuple[str, str, Any, str, tuple[str, ...] | None]] = [
+    ("--n-components", "n_components", _POSITIVE_INT, "number of hidden states (default 1)", None),
+    ("--n-iter", "n_iter", _POSITIVE_INT, "maximum number of EM iterations (default 10)", None),
+    (
+        "--tol",
+        "tol",
+        _ANY_FLOAT,
+        "stop when the log-likelihood gain is below this (default 0.01)",
+        None,
+    ),
+    ("--random-state", "random_state", _NONNEGATIVE_INT, "seed of the initialisation", None),
+    (
+        "--params",
+        "update_params",
+        str,
+        "letters of the parameters EM updates (hmmlearn's params)",
+        None,
+    ),
+    ("--init-params", "init_params", str, "letters of the parameters initialised before EM", None),
+    ("--n-init", "n_init", _POSITIVE_INT, "EM restarts; the best log-likelihood is kept", None),
+    ("--implementation", "implementation", str, "forward-backward (default log)", IMPLEMENTATIONS),
+    ("--algorithm", "algorithm", str, "decoder stored in the model (default viterbi)", ALGORITHMS),
+    ("--startprob-prior", "startprob_prior", _POSITIVE, "Dirichlet prior of startprob_", None),
+    ("--transmat-prior", "transmat_prior", _POSITIVE, "Dirichlet prior of transmat_ rows", None),
+    ("--n-features", "n_features", _POSITIVE_INT, "categorical: number of symbols", None),
+    ("--covariance-type", "covariance_type", str, "gaussian/gmm (default diag)", COVARIANCE_TYPES),
+    ("--min-covar", "min_covar", _POSITIVE, "gaussian/gmm: floor on the covariance diagonal", None),
+    ("--n-mix", "n_mix", _POSITIVE_INT, "gmm: Gaussian components per state", None),
+    ("--n-trials", "n_trials", _POSITIVE_INT, "multinomial: trials per frame", None),
+    ("--checkpoint-dir", "checkpoint_dir", str, "save parameters every iteration; resume", None),
+    ("--num-partitions", "num_partitions", _POSITIVE_INT, "partitions of the cached data", None),
+    ("--init-sample-size", "init_sample_size", _POSITIVE_INT, "frames sampled for init", None),
 ]
+
+
+def convergence_status(history: list[float], tol: float) -> tuple[bool, str]:
+    """Whether EM stopped on ``tol`` and the words saying so.
+
+    hmmlearn's ``monitor.converged`` is also True when EM merely ran out of
+    iterations, so the history is checked instead: EM converged only when the
+    last log-likelihood gain is below ``tol``.
+    """
+    if len(history) >= 2 and history[-1] - history[-2] < tol:
+        return True, "converged (log-likelihood gain < tol)"
+    return False, "stopped at n_iter without converging"
 
 
 def _add_spark_options(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +118,9 @@ def _add_spark_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--driver-memory", help="driver memory of a new local session, e.g. 4g")
 
 
-def _add_input_options(parser: argparse.ArgumentParser) -> None:
+def _add_input_options(
+    parser: argparse.ArgumentParser, sequence_default: str | None = "sequence"
+) -> None:
     group = parser.add_argument_group("input")
     group.add_argument("input", help="Parquet or CSV file or folder")
     group.add_argument(
@@ -71,8 +130,10 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--sequence-col",
-        default="sequence",
-        help="column of sequences, one row per sequence (default: sequence)",
+        default=sequence_default,
+        help="column of sequences, one row per sequence (default: "
+        + (sequence_default or "the model's sequence_col")
+        + ")",
     )
     group.add_argument(
         "--id-col",
@@ -110,9 +171,14 @@ def register(subparsers: Any) -> None:
         help="emission family (default: categorical)",
     )
     model_opts = fit.add_argument_group("estimator")
-    for flag, dest, kind, text in _ESTIMATOR_OPTIONS:
-        metavar = {int: "N", float: "X", str: "STR"}[kind]
-        model_opts.add_argument(flag, dest=f"param_{dest}", type=kind, metavar=metavar, help=text)
+    for flag, dest, kind, text, choices in _ESTIMATOR_OPTIONS:
+        if choices:
+            model_opts.add_argument(flag, dest=f"param_{dest}", choices=choices, help=text)
+        else:
+            metavar = "STR" if kind is str else "N" if "int" in kind.__name__ else "X"
+            model_opts.add_argument(
+                flag, dest=f"param_{dest}", type=kind, metavar=metavar, help=text
+            )
     model_opts.add_argument(
         "--init-model", help="a saved sparklift model folder giving the non-initialised parameters"
     )
@@ -124,7 +190,7 @@ def register(subparsers: Any) -> None:
         help="show the EM progress bar (default: on)",
     )
     _add_spark_options(fit)
-    fit.set_defaults(func=_fit)
+    fit.set_defaults(func=_fit, parser=fit)
 
     decode = commands.add_parser(
         "decode",
@@ -133,11 +199,9 @@ def register(subparsers: Any) -> None:
         "the result as Parquet.",
     )
     decode.add_argument("model", help="model folder written by 'sparklift hmm fit' or save()")
-    _add_input_options(decode)
+    _add_input_options(decode, sequence_default=None)
     decode.add_argument("--output", "-o", required=True, help="Parquet folder to write")
-    decode.add_argument(
-        "--algorithm", choices=("viterbi", "map"), help="decoder (default: the model's)"
-    )
+    decode.add_argument("--algorithm", choices=ALGORITHMS, help="decoder (default: the model's)")
     decode.add_argument("--posteriors-col", help="also write state posteriors in this column")
     decode.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _add_spark_options(decode)
@@ -152,12 +216,16 @@ def register(subparsers: Any) -> None:
         "plot to the output folder.",
     )
     demo.add_argument("--output", "-o", default="demo-output", help="folder (default: demo-output)")
-    demo.add_argument("--sessions", type=int, default=20_000, help="sessions (default: 20000)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the data (default: 0)")
     demo.add_argument(
-        "--n-iter", type=int, default=200, help="maximum EM iterations (default: 200)"
+        "--sessions", type=_POSITIVE_INT, default=20_000, help="sessions (default: 20000)"
     )
-    demo.add_argument("--tol", type=float, default=1.0, help="EM tolerance (default: 1.0)")
+    demo.add_argument(
+        "--seed", type=_NONNEGATIVE_INT, default=0, help="seed of the data (default: 0)"
+    )
+    demo.add_argument(
+        "--n-iter", type=_POSITIVE_INT, default=200, help="maximum EM iterations (default: 200)"
+    )
+    demo.add_argument("--tol", type=_ANY_FLOAT, default=1.0, help="EM tolerance (default: 1.0)")
     demo.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -213,6 +281,12 @@ def _input_format(args: argparse.Namespace) -> str:
     return "parquet"
 
 
+def _check_input(path: str) -> None:
+    """Fail before Spark starts when a local input path is missing."""
+    if not os.path.exists(path) and "://" not in path:
+        raise FileNotFoundError(f"Input {path} does not exist")
+
+
 def _read_sequences(spark: Any, args: argparse.Namespace, kind: str) -> Any:
     """The input as one row per sequence in ``args.sequence_col``."""
     from pyspark.sql import functions as F
@@ -220,8 +294,7 @@ def _read_sequences(spark: Any, args: argparse.Namespace, kind: str) -> Any:
     from sparklift.errors import InvalidInputError
     from sparklift.hmm.sequences import sequences_from_events
 
-    if not os.path.exists(args.input) and "://" not in args.input:
-        raise FileNotFoundError(f"Input {args.input} does not exist")
+    _check_input(args.input)
     fmt = _input_format(args)
     if fmt == "csv":
         df = spark.read.csv(args.input, header=True, inferSchema=True)
@@ -270,7 +343,7 @@ def _estimator(args: argparse.Namespace) -> Any:
 
     cls = getattr(hmm, FAMILY_CLASSES[args.family])
     settings: dict[str, Any] = {"sequence_col": args.sequence_col, "progress": args.progress}
-    for flag, dest, _, _ in _ESTIMATOR_OPTIONS:
+    for flag, dest, *_ in _ESTIMATOR_OPTIONS:
         value = getattr(args, f"param_{dest}")
         if value is None:
             continue
@@ -281,7 +354,12 @@ def _estimator(args: argparse.Namespace) -> Any:
         from sparklift.hmm.estimators import _HMMModel
 
         settings["init_model"] = _HMMModel.load(args.init_model)
-    return cls(**settings)
+    try:
+        return cls(**settings)
+    except (ValueError, TypeError) as exc:
+        # Param converters reject a value: a usage error, one line, exit 2.
+        message = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+        args.parser.error(message)
 
 
 def _kind(family: str) -> str:
@@ -293,6 +371,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     if os.path.exists(args.output) and not args.overwrite:
         raise InvalidInputError(f"{args.output} already exists; pass --overwrite to replace it")
+    _check_input(args.input)
     estimator = _estimator(args)
     with _Session(args, "sparklift-hmm-fit") as spark:
         sequences = _read_sequences(spark, args, _kind(args.family))
@@ -301,9 +380,8 @@ def _fit(args: argparse.Namespace) -> int:
         if args.overwrite:
             writer = writer.overwrite()
         writer.save(args.output)
-    monitor = model.monitor_
-    history = list(monitor.history)
-    status = "converged" if monitor.converged else "stopped at n_iter"
+    history = [float(v) for v in model.monitor_.history]
+    _, status = convergence_status(history, float(model.getOrDefault("tol")))
     print(
         f"Fitted {type(model).__name__} with {model.getOrDefault('n_components')} states "
         f"and {model.n_features} features: {len(history)} EM iterations, {status}, "
@@ -319,8 +397,12 @@ def _decode(args: argparse.Namespace) -> int:
 
     if os.path.exists(args.output) and not args.overwrite:
         raise InvalidInputError(f"{args.output} already exists; pass --overwrite to replace it")
+    _check_input(args.input)
     model = _HMMModel.load(args.model)
-    model.set(model.sequence_col, args.sequence_col)
+    if args.sequence_col is None:
+        args.sequence_col = model.getOrDefault("sequence_col")
+    else:
+        model.set(model.sequence_col, args.sequence_col)
     if args.algorithm:
         model.set(model.algorithm, args.algorithm)
     if args.posteriors_col:

@@ -295,6 +295,7 @@ def run_demo(
     from pyspark.sql import functions as F
 
     from sparklift.hmm import CategoricalHMM
+    from sparklift.hmm.cli import convergence_status
     from sparklift.hmm.sequences import sequences_from_events
     from sparklift.session import get_spark
 
@@ -328,131 +329,133 @@ def run_demo(
     clicks = spark.read.parquet(paths["clicks"])
     sessions = sequences_from_events(clicks, "session_id", "ts", "page_id", output_col="pages")
     sessions = sessions.cache()
-
-    start = time.perf_counter()
-    estimator = CategoricalHMM(
-        n_components=len(STATES),
-        n_iter=n_iter,
-        tol=tol,
-        random_state=random_state,
-        n_features=len(PAGES),
-        sequence_col="pages",
-        progress=progress,
-    )
-    echo(f"Fitting a {len(STATES)}-state CategoricalHMM on Spark ({spark.version})...")
-    model = estimator.fit(sessions)
-    seconds["fit"] = time.perf_counter() - start
-    history = [float(v) for v in model.monitor_.history]
-    echo(
-        f"EM: {len(history)} iterations in {seconds['fit']:.1f} s, "
-        f"{'converged' if model.monitor_.converged else 'stopped at n_iter'}; "
-        f"final log-likelihood {history[-1]:,.1f}"
-    )
-
-    order = match_states(TRUE_EMISSIONPROB, model.emissionprob_)
-    learned_transmat = model.transmat_[np.ix_(order, order)]
-    learned_emission = model.emissionprob_[order]
-    echo("\nTransition matrix, true beside learned (learned states matched to true ones):")
-    echo(format_matrices(TRUE_TRANSMAT, learned_transmat, STATES))
-    transmat_error = float(np.abs(learned_transmat - TRUE_TRANSMAT).max())
-    emission_error = float(np.abs(learned_emission - TRUE_EMISSIONPROB).max())
-    echo(
-        f"Largest difference: transitions {transmat_error:.3f}, "
-        f"page probabilities {emission_error:.3f}"
-    )
-
-    start = time.perf_counter()
-    if os.path.exists(paths["model"]):
-        import shutil
-
-        shutil.rmtree(paths["model"])
-    model.save(paths["model"])
-    decoded = model.transform(sessions)
-    # Learned state numbers -> the true state each was matched with.
-    to_true = F.array(*[F.lit(int(np.flatnonzero(order == k)[0])) for k in range(len(STATES))])
-    names = F.array(*[F.lit(s) for s in STATES])
-    decoded = decoded.select(
-        "session_id",
-        "pages",
-        "log_likelihood",
-        F.transform("states", lambda s: F.element_at(to_true, s + 1)).alias("states"),
-        F.transform(
-            "states", lambda s: F.element_at(names, F.element_at(to_true, s + 1) + 1)
-        ).alias("intents"),
-    )
-    decoded.write.mode("overwrite").parquet(paths["decoded"])
-    seconds["decode"] = time.perf_counter() - start
-
-    truth = sequences_from_events(clicks, "session_id", "ts", "true_state", output_col="truth")
-    scored = spark.read.parquet(paths["decoded"]).join(truth, "session_id")
-    hits = (
-        scored.select(
-            F.aggregate(
-                F.zip_with("states", "truth", lambda a, b: F.when(a == b, 1).otherwise(0)),
-                F.lit(0),
-                lambda acc, x: acc + x,
-            ).alias("hits"),
-            F.size("states").alias("n"),
+    try:
+        start = time.perf_counter()
+        estimator = CategoricalHMM(
+            n_components=len(STATES),
+            n_iter=n_iter,
+            tol=tol,
+            random_state=random_state,
+            n_features=len(PAGES),
+            sequence_col="pages",
+            progress=progress,
         )
-        .agg(F.sum("hits"), F.sum("n"))
-        .collect()[0]
-    )
-    accuracy = float(hits[0]) / float(hits[1])
-    echo(
-        f"Decoded {n_sessions:,} sessions ({seconds['decode']:.1f} s): "
-        f"{accuracy:.1%} of clicks get their true hidden intent back"
-    )
-    example = scored.orderBy("session_id").limit(1).collect()[0]
-    echo(
-        "Session 0:\n  pages   "
-        + " ".join(PAGES[p] for p in example["pages"][:10])
-        + "\n  decoded "
-        + " ".join(example["intents"][:10])
-        + "\n  truth   "
-        + " ".join(STATES[s] for s in example["truth"][:10])
-    )
-    sessions.unpersist()
+        echo(f"Fitting a {len(STATES)}-state CategoricalHMM on Spark ({spark.version})...")
+        model = estimator.fit(sessions)
+        seconds["fit"] = time.perf_counter() - start
+        history = [float(v) for v in model.monitor_.history]
+        converged, status = convergence_status(history, tol)
+        echo(
+            f"EM: {len(history)} iterations in {seconds['fit']:.1f} s, {status}; "
+            f"final log-likelihood {history[-1]:,.1f}"
+        )
 
-    png = plot_loglik(history, paths["loglik_png"], "Shopping-session HMM: EM log-likelihood")
-    if png is None:
-        del paths["loglik_png"]
-        echo("(matplotlib is not installed: no log-likelihood plot; pip install matplotlib)")
+        order = match_states(TRUE_EMISSIONPROB, model.emissionprob_)
+        learned_transmat = model.transmat_[np.ix_(order, order)]
+        learned_emission = model.emissionprob_[order]
+        echo("\nTransition matrix, true beside learned (learned states matched to true ones):")
+        echo(format_matrices(TRUE_TRANSMAT, learned_transmat, STATES))
+        transmat_error = float(np.abs(learned_transmat - TRUE_TRANSMAT).max())
+        emission_error = float(np.abs(learned_emission - TRUE_EMISSIONPROB).max())
+        echo(
+            f"Largest difference: transitions {transmat_error:.3f}, "
+            f"page probabilities {emission_error:.3f}"
+        )
 
-    result = DemoResult(
-        output=output,
-        paths=paths,
-        n_sessions=n_sessions,
-        n_clicks=len(log.page_id),
-        n_iter=len(history),
-        converged=bool(model.monitor_.converged),
-        history=history,
-        state_order=[int(i) for i in order],
-        learned_transmat=learned_transmat,
-        max_transmat_error=transmat_error,
-        max_emission_error=emission_error,
-        decode_accuracy=accuracy,
-        seconds=seconds,
-    )
-    report = {
-        "states": list(STATES),
-        "pages": list(PAGES),
-        "n_sessions": n_sessions,
-        "n_clicks": result.n_clicks,
-        "n_iter": result.n_iter,
-        "converged": result.converged,
-        "log_likelihood_history": history,
-        "true_transmat": TRUE_TRANSMAT.tolist(),
-        "learned_transmat_matched": learned_transmat.tolist(),
-        "true_emissionprob": TRUE_EMISSIONPROB.tolist(),
-        "learned_emissionprob_matched": learned_emission.tolist(),
-        "learned_state_for_true_state": result.state_order,
-        "decode_accuracy": accuracy,
-        "seconds": seconds,
-    }
-    with open(paths["report"], "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2)
-    echo("\nOutputs:")
-    width = max(len(k) for k in paths)
-    for key, path in paths.items():
-        echo(f"  {key:<{width}}  {path}")
-    return result
+        start = time.perf_counter()
+        if os.path.exists(paths["model"]):
+            import shutil
+
+            shutil.rmtree(paths["model"])
+        model.save(paths["model"])
+        decoded = model.transform(sessions)
+        # Learned state numbers -> the true state each was matched with.
+        to_true = F.array(*[F.lit(int(np.flatnonzero(order == k)[0])) for k in range(len(STATES))])
+        names = F.array(*[F.lit(s) for s in STATES])
+        decoded = decoded.select(
+            "session_id",
+            "pages",
+            "log_likelihood",
+            F.transform("states", lambda s: F.element_at(to_true, s + 1)).alias("states"),
+            F.transform(
+                "states", lambda s: F.element_at(names, F.element_at(to_true, s + 1) + 1)
+            ).alias("intents"),
+        )
+        decoded.write.mode("overwrite").parquet(paths["decoded"])
+        seconds["decode"] = time.perf_counter() - start
+
+        truth = sequences_from_events(clicks, "session_id", "ts", "true_state", output_col="truth")
+        scored = spark.read.parquet(paths["decoded"]).join(truth, "session_id")
+        hits = (
+            scored.select(
+                F.aggregate(
+                    F.zip_with("states", "truth", lambda a, b: F.when(a == b, 1).otherwise(0)),
+                    F.lit(0),
+                    lambda acc, x: acc + x,
+                ).alias("hits"),
+                F.size("states").alias("n"),
+            )
+            .agg(F.sum("hits"), F.sum("n"))
+            .collect()[0]
+        )
+        accuracy = float(hits[0]) / float(hits[1])
+        echo(
+            f"Decoded {n_sessions:,} sessions ({seconds['decode']:.1f} s): "
+            f"{accuracy:.1%} of clicks get their true hidden intent back"
+        )
+        example = scored.orderBy("session_id").limit(1).collect()[0]
+        echo(
+            "Session 0:\n  pages   "
+            + " ".join(PAGES[p] for p in example["pages"][:10])
+            + "\n  decoded "
+            + " ".join(example["intents"][:10])
+            + "\n  truth   "
+            + " ".join(STATES[s] for s in example["truth"][:10])
+        )
+
+        png = plot_loglik(history, paths["loglik_png"], "Shopping-session HMM: EM log-likelihood")
+        if png is None:
+            del paths["loglik_png"]
+            echo("(matplotlib is not installed: no log-likelihood plot; pip install matplotlib)")
+
+        result = DemoResult(
+            output=output,
+            paths=paths,
+            n_sessions=n_sessions,
+            n_clicks=len(log.page_id),
+            n_iter=len(history),
+            converged=converged,
+            history=history,
+            state_order=[int(i) for i in order],
+            learned_transmat=learned_transmat,
+            max_transmat_error=transmat_error,
+            max_emission_error=emission_error,
+            decode_accuracy=accuracy,
+            seconds=seconds,
+        )
+        report = {
+            "states": list(STATES),
+            "pages": list(PAGES),
+            "n_sessions": n_sessions,
+            "n_clicks": result.n_clicks,
+            "n_iter": result.n_iter,
+            "converged": result.converged,
+            "stopped_at_n_iter": not result.converged,
+            "log_likelihood_history": history,
+            "true_transmat": TRUE_TRANSMAT.tolist(),
+            "learned_transmat_matched": learned_transmat.tolist(),
+            "true_emissionprob": TRUE_EMISSIONPROB.tolist(),
+            "learned_emissionprob_matched": learned_emission.tolist(),
+            "learned_state_for_true_state": result.state_order,
+            "decode_accuracy": accuracy,
+            "seconds": seconds,
+        }
+        with open(paths["report"], "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=2)
+        echo("\nOutputs:")
+        width = max(len(k) for k in paths)
+        for key, path in paths.items():
+            echo(f"  {key:<{width}}  {path}")
+        return result
+    finally:
+        sessions.unpersist()

@@ -46,6 +46,15 @@ The names used by the rest of :mod:`sparklift.hmm` (``em.py``,
   DataFrame``: the same data hmmlearn takes as ``(X, lengths)``, as a
   DataFrame (for tests, examples and benchmarks; small and medium data only,
   the data go through the driver).
+
+The public helpers are importable from this module and listed in
+``__all__``::
+
+    from sparklift.hmm.sequences import (
+        sequences_from_arrays,
+        sequences_from_events,
+        validate_sequences,
+    )
 """
 
 from __future__ import annotations
@@ -62,6 +71,16 @@ from sparklift.errors import InvalidColumnTypeError, InvalidInputError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
+
+__all__ = [
+    "KINDS",
+    "SequenceSummary",
+    "batch_to_arrays",
+    "sample_frames",
+    "sequences_from_arrays",
+    "sequences_from_events",
+    "validate_sequences",
+]
 
 KINDS = ("int", "float", "vector")
 
