@@ -159,8 +159,8 @@ def _fitted(reference, name):
     return value
 
 
-@pytest.mark.parametrize(("make", "implementation"), CASES)
-def test_spark_fit_equals_hmmlearn(spark, make, implementation):
+def _spark_fit(spark, make, implementation):
+    """hmmlearn's fit and ours from the same start on the same data."""
     truth, start, estimator_cls, extra = make()
     rng = np.random.RandomState(42)
     # Tiny on purpose (smoke budget): 6 sequences of 30 frames, N_ITER iterations.
@@ -184,6 +184,39 @@ def test_spark_fit_equals_hmmlearn(spark, make, implementation):
         num_partitions=2,
         **extra,
     ).fit(df)
+    rows = model.transform(df).orderBy("seq_id").collect()
+    return X, lengths, reference, estimator_cls, model, rows
+
+
+@pytest.fixture(scope="module")
+def fits(request, spark):
+    """Every selected case, fitted concurrently (one thread each).
+
+    The data are tiny, so a fit is bound by per-job latency (scheduling, the
+    driver's M-step, Connect round trips), not by the two cores: running the
+    cases side by side keeps the smoke run short. Each test checks its own.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    selected = [
+        item.callspec.id
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec")
+    ]
+    by_id = {case.id: case.values for case in CASES}
+    pool = ThreadPoolExecutor(max_workers=4)
+    futures = {
+        case_id: pool.submit(_spark_fit, spark, *by_id[case_id])
+        for case_id in selected
+        if case_id in by_id
+    }
+    yield futures
+    pool.shutdown(wait=True)
+
+
+@pytest.mark.parametrize(("make", "implementation"), CASES)
+def test_spark_fit_equals_hmmlearn(fits, request, make, implementation):
+    X, lengths, reference, estimator_cls, model, rows = fits[request.node.callspec.id].result()
 
     assert len(model.monitor_.history) == len(reference.monitor_.history) == N_ITER
     np.testing.assert_allclose(
@@ -194,6 +227,5 @@ def test_spark_fit_equals_hmmlearn(spark, make, implementation):
             getattr(model, name), _fitted(reference, name), rtol=RTOL, atol=1e-10, err_msg=name
         )
 
-    rows = model.transform(df).orderBy("seq_id").collect()
     _, states = reference.decode(X, lengths)
     assert np.concatenate([r.states for r in rows]).tolist() == states.tolist()
