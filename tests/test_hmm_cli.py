@@ -56,13 +56,13 @@ def test_fit_then_decode_match_hmmlearn(spark, tmp_path, capsys):
     _write_parquet(data, X, lengths)
     model_dir = tmp_path / "model"
     argv = ["hmm", "fit", str(data), "-o", str(model_dir), "--n-components", "3"]
-    argv += ["--n-iter", "3", "--tol", "0", "--random-state", "1", "--no-progress"]
+    argv += ["--n-iter", "2", "--tol", "0", "--random-state", "1", "--no-progress"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "3 EM iterations, stopped at n_iter without converging" in out
+    assert "2 EM iterations, stopped at n_iter without converging" in out
     assert str(model_dir) in out
 
-    ref = _reference(X, lengths, n_iter=3)
+    ref = _reference(X, lengths, n_iter=2)
     model = CategoricalHMMModel.load(str(model_dir))
     np.testing.assert_allclose(model.startprob_, ref.startprob_, rtol=1e-6, atol=1e-10)
     np.testing.assert_allclose(model.transmat_, ref.transmat_, rtol=1e-6, atol=1e-10)

@@ -147,7 +147,10 @@ BAD_CASES = [
         ),
         marks=pytest.mark.slow,
     ),
-    ("array<int>", [[0, 1], [], [1]], "int", {}, ["1 bad row out of 3", "an empty sequence"]),
+    pytest.param(
+        *("array<int>", [[0, 1], [], [1]], "int", {}, ["1 bad row out of 3", "an empty sequence"]),
+        marks=pytest.mark.slow,
+    ),
     pytest.param(
         *(
             "array<int>",
@@ -291,6 +294,7 @@ def _frames_and_lengths(batches, kind):
     return [(float(np.concatenate(xs).sum()), int(np.concatenate(lengths).sum()))]
 
 
+@pytest.mark.slow
 def test_batch_to_arrays_in_partitions(spark):
     X, lengths = _random_sequences(3, 60, None, dim=2)
     df = sequences_from_arrays(spark, X, lengths, num_partitions=3).select("sequence")
@@ -328,6 +332,7 @@ def test_sample_frames_bounded_seeded_real_frames(spark):
     df.unpersist()
 
 
+@pytest.mark.slow
 def test_sample_frames_int_kind(spark):
     X, lengths = _random_sequences(6, 50, 4)
     df = sequences_from_arrays(spark, X, lengths)
