@@ -112,3 +112,31 @@ def test_decode_error_roundtrip():
 
 def test_is_connect_matches_mode(spark, spark_mode):
     assert is_connect(spark) == (spark_mode == "connect")
+
+
+def _plus_one(items):
+    for values in items:
+        yield pa.array(values.to_numpy(zero_copy_only=False) + 1.0)
+
+
+def _reject_arrays(items):
+    for _values in items:
+        raise InvalidInputError("column 'x': 1 bad row, for example x=3")
+        yield  # pragma: no cover
+
+
+def test_map_columns_adds_one_column(spark):
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType
+
+    from sparklift._spark import map_columns
+
+    df = spark.range(0, 20, numPartitions=2).selectExpr("id", "cast(id as double) x", "'k' tag")
+    out = map_columns(df, "y", _plus_one, [F.col("x")], DoubleType())
+    assert out.columns == ["id", "x", "tag", "y"]
+    assert sorted(r.y for r in out.collect()) == [i + 1.0 for i in range(20)]
+    bad = map_columns(df, "y", _reject_arrays, [F.col("x")], DoubleType())
+    from sparklift._spark import translate_errors
+
+    with pytest.raises(InvalidInputError, match="1 bad row"), translate_errors():
+        bad.collect()

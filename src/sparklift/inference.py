@@ -52,7 +52,7 @@ from pyspark.ml.util import (
 )
 
 from sparklift import _serialize
-from sparklift._spark import _encode_error, map_partitions
+from sparklift._spark import HAS_MAP_COLUMNS, map_columns, map_partitions
 from sparklift.errors import (
     InvalidColumnTypeError,
     InvalidInputError,
@@ -84,11 +84,6 @@ SUPPORTED_METHODS = (
     "score_samples",
 )
 ON_NULL = ("error", "null")
-
-try:  # pyspark >= 4.1: scalar Arrow UDFs
-    from pyspark.sql.pandas.functions import arrow_udf as _arrow_udf
-except ImportError:  # pragma: no cover - pyspark 4.0
-    _arrow_udf = None
 
 # Temporary column holding a vector column converted to an array in the JVM.
 _TMP_FEATURES = "__sparklift_features__"
@@ -698,7 +693,7 @@ def predict(
         + [StructField(output_col, out_type, True)]
     )
     payload, key = _serialize.transport_dumps(model)
-    if _arrow_udf is None:  # pyspark < 4.1: every column goes through Python and back
+    if not HAS_MAP_COLUMNS:  # pyspark < 4.1: every column goes through Python and back
         fn = functools.partial(_score_batches, payload=payload, key=key, spec=spec)
         return map_partitions(scored_df, fn, schema)
     return _with_arrow_udf(df, spec, out_type, payload, key, features_col)
@@ -719,7 +714,6 @@ def _with_arrow_udf(
     is what keeps scoring level with a hand-written pandas UDF.
     """
     from pyspark.sql import functions as F
-    from pyspark.sql.pandas.functions import ArrowUDFType
     from pyspark.sql.pandas.types import to_arrow_type
 
     if spec.input_cols is not None:
@@ -744,16 +738,7 @@ def _with_arrow_udf(
         spec=udf_spec,
         arrow_type=to_arrow_type(out_type),
     )
-
-    def fn(items: Iterator[Any]) -> Iterator[pa.Array]:
-        # A plain function (not the partial): pyspark inspects what it is given.
-        return score(items)
-
-    with warnings.catch_warnings():
-        # "type hints are preferred": ours are postponed strings it cannot read.
-        warnings.simplefilter("ignore", UserWarning)
-        udf = _arrow_udf(fn, out_type, ArrowUDFType.SCALAR_ITER)
-    return df.withColumn(spec.output_col, udf(*args))
+    return map_columns(df, spec.output_col, score, args, out_type)
 
 
 def _score_arrays(
@@ -770,11 +755,8 @@ def _score_arrays(
             arrays = list(item) if isinstance(item, tuple | list) else [item]
             yield pa.RecordBatch.from_arrays(arrays, names=list(names))
 
-    try:
-        for batch in _score_batches(batches(), payload=payload, key=key, spec=spec):
-            yield batch.column(0).cast(arrow_type)
-    except SparkliftError as exc:
-        raise _encode_error(exc) from None
+    for batch in _score_batches(batches(), payload=payload, key=key, spec=spec):
+        yield batch.column(0).cast(arrow_type)
 
 
 def save_model(model: Any, path: str, serializer: str = "skops") -> None:
