@@ -161,6 +161,7 @@ def test_no_sequences_is_a_clear_error(spark):
         CategoricalHMM(n_components=2, n_features=3, n_iter=2).fit(empty)
 
 
+@pytest.mark.slow  # two fits; the bounded sample is also covered by test_hmm_sequences
 def test_initialisation_from_a_bounded_sample(data):
     """More frames than init_sample_size: a seeded sample of the cached data initialises."""
     settings = {"n_components": 3, "n_iter": 1, "random_state": 0, "init_sample_size": 50}

@@ -1288,7 +1288,8 @@ def _make_doc(title: str, extra: str) -> str:
     A pyspark.ml Estimator: ``fit(df)`` runs distributed EM over the sequence
     column and returns the matching Model. Construct with keywords only; every
     hmmlearn hyperparameter keeps its name and default (hmmlearn's ``params``
-    is the Param ``update_params``; ``params=`` is accepted as an alias).
+    is the Param ``update_params``; ``params=`` is accepted as an alias),
+    except ``implementation``, which defaults to "scaling" (see below).
 
     Parameters
     ----------
