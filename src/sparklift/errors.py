@@ -35,6 +35,14 @@ class ResourceLimitError(SparkliftError, ValueError):
     """Work would exceed a configured size limit (for example the rows in one group)."""
 
 
+class CountedWarning(UserWarning):
+    """A warning about rows or groups that were handled, not dropped: ``count`` says how many."""
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count
+
+
 #: Errors that may cross from a Spark task to the driver, by class name.
 TRANSPORTABLE: dict[str, type[SparkliftError]] = {
     cls.__name__: cls

@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 from sparklift import _serialize
 from sparklift._spark import map_partitions, translate_errors
 from sparklift.errors import (
+    CountedWarning,
     InvalidInputError,
     ModelFormatError,
     NotFittedError,
@@ -74,7 +75,7 @@ BROADCAST_LIMIT_BYTES = 256 * 1024 * 1024
 _MODEL_COLUMNS = ("model", "n_rows", "train_score", "fit_seconds", "error")
 
 
-class GroupFitWarning(UserWarning):
+class GroupFitWarning(CountedWarning):
     """Some groups failed to fit; their error is in ``GroupedModel.models``.
 
     Attributes
@@ -83,12 +84,8 @@ class GroupFitWarning(UserWarning):
         How many groups failed.
     """
 
-    def __init__(self, message: str, count: int) -> None:
-        super().__init__(message)
-        self.count = count
 
-
-class UnknownGroupWarning(UserWarning):
+class UnknownGroupWarning(CountedWarning):
     """Rows of groups without a fitted model were given a null prediction.
 
     Attributes
@@ -96,10 +93,6 @@ class UnknownGroupWarning(UserWarning):
     count : int
         How many rows.
     """
-
-    def __init__(self, message: str, count: int) -> None:
-        super().__init__(message)
-        self.count = count
 
 
 # --------------------------------------------------------------------------

@@ -52,8 +52,10 @@ from pyspark.ml.util import (
 )
 
 from sparklift import _serialize
+from sparklift._ml import InstanceWriter
 from sparklift._spark import HAS_MAP_COLUMNS, map_columns, map_partitions
 from sparklift.errors import (
+    CountedWarning,
     InvalidColumnTypeError,
     InvalidInputError,
     ModelFormatError,
@@ -89,7 +91,7 @@ ON_NULL = ("error", "null")
 _TMP_FEATURES = "__sparklift_features__"
 
 
-class NullFeaturesWarning(UserWarning):
+class NullFeaturesWarning(CountedWarning):
     """Rows with null features were given a null prediction (``on_null="null"``).
 
     Attributes
@@ -97,10 +99,6 @@ class NullFeaturesWarning(UserWarning):
     count : int
         How many rows.
     """
-
-    def __init__(self, message: str, count: int) -> None:
-        super().__init__(message)
-        self.count = count
 
 
 # --------------------------------------------------------------------------
@@ -921,16 +919,7 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCol, MLReadable, MLWr
         return _ModelTransformerReader(cls)
 
 
-class _ModelTransformerWriter(MLWriter):
-    def __init__(self, instance: ModelTransformer) -> None:
-        super().__init__()
-        self.instance = instance
-
-    def save(self, path: str) -> None:
-        # MLWriter.save's overwrite goes through a JVM helper that Spark Connect
-        # lacks; saveImpl writes with mode("overwrite") instead.
-        self.saveImpl(path)
-
+class _ModelTransformerWriter(InstanceWriter):
     def saveImpl(self, path: str) -> None:
         instance = self.instance
         if instance.model is None:

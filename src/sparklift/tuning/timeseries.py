@@ -60,6 +60,7 @@ from pyspark.ml.param.shared import HasCollectSubModels, HasParallelism
 from pyspark.ml.tuning import _ValidatorParams
 from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
 
+from sparklift._ml import InstanceWriter
 from sparklift.errors import InvalidInputError, ModelFormatError, ResourceLimitError
 
 if TYPE_CHECKING:
@@ -677,17 +678,8 @@ _SAVED_PARAMS = (
 )
 
 
-class _ModelWriter(MLWriter):
+class _ModelWriter(InstanceWriter):
     """JSON metadata written with Spark (so any Hadoop path works) + the best model's own save."""
-
-    def __init__(self, instance: TimeSeriesCrossValidatorModel) -> None:
-        super().__init__()
-        self.instance = instance
-
-    def save(self, path: str) -> None:
-        # MLWriter.save's overwrite goes through the JVM, which Spark Connect
-        # does not offer; Spark's own writers can overwrite on both.
-        self.saveImpl(path)
 
     def saveImpl(self, path: str) -> None:
         model = self.instance
