@@ -58,7 +58,8 @@ def test_model_roundtrip_keeps_parameters_params_and_monitor(model, data, tmp_pa
     assert loaded.getAlgorithm() == "map"
     assert list(loaded.monitor_.history) == list(model.monitor_.history)
     assert loaded.monitor_.converged == model.monitor_.converged
-    assert loaded.score(data) == model.score(data)
+    # Two Spark jobs may add the partitions' partial sums in another order.
+    assert loaded.score(data) == pytest.approx(model.score(data), rel=1e-12)
 
 
 def test_gaussian_full_roundtrip(tmp_path):
