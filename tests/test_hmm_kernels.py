@@ -153,3 +153,29 @@ def test_bad_arguments():
         kernels.score(sp, A, np.zeros((4, 3)), _offsets([4]))
     with pytest.raises(ValueError, match="transmat"):
         kernels.viterbi(sp, np.eye(3), lf, _offsets([4]))
+
+
+@pytest.mark.parametrize("nf", [1, 3])
+def test_gaussian_full_loglik_and_stats(nf):
+    stats_mod = pytest.importorskip("hmmlearn.stats")
+    rng = np.random.RandomState(7)
+    K, n = 4, 700  # n spans several statistics blocks
+    X = rng.randn(n, nf) * 2
+    means = rng.randn(K, nf)
+    B = rng.randn(K, nf, nf)
+    covars = B @ B.transpose(0, 2, 1) + np.eye(nf)
+    chols = np.linalg.cholesky(covars)
+    logdets = 2 * np.log(np.diagonal(chols, axis1=1, axis2=2)).sum(axis=1)
+    lf = kernels.gaussian_full_loglik(X, means, chols, logdets)
+    ref = stats_mod.log_multivariate_normal_density(X, means, covars, "full")
+    np.testing.assert_allclose(lf, ref, rtol=1e-12)
+
+    post = rng.dirichlet(np.ones(K), size=n)
+    p, o, oo = np.ones(K), np.ones((K, nf)), np.ones((K, nf, nf))
+    kernels.gaussian_full_stats(X, post, p, o, oo)
+    np.testing.assert_allclose(p, 1 + post.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(o, 1 + post.T @ X, rtol=1e-12)
+    ref_oo = 1 + np.array([(X * post[:, c : c + 1]).T @ X for c in range(K)])
+    np.testing.assert_allclose(oo, ref_oo, rtol=1e-12)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        kernels.gaussian_full_stats(X, post, p, o.astype(np.float32), oo)

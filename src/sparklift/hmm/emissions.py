@@ -45,6 +45,7 @@ import numpy as np
 from scipy import linalg, special
 
 from sparklift.errors import InvalidInputError
+from sparklift.hmm import kernels
 
 __all__ = [
     "FAMILIES",
@@ -161,8 +162,11 @@ def _lmvn_diag(X: np.ndarray, means: np.ndarray, covars: np.ndarray) -> np.ndarr
 def _lmvn_full(
     X: np.ndarray, means: np.ndarray, covars: np.ndarray, min_covar: float = 1.0e-7
 ) -> np.ndarray:
+    # hmmlearn's arithmetic: Cholesky per state (once), then a triangular
+    # solve per frame, done by one compiled pass over the frames
     nc, nf = means.shape
-    out = np.empty((X.shape[0], nc))
+    chols = np.empty((nc, nf, nf))
+    logdets = np.empty(nc)
     for c in range(nc):
         cv = covars[c]
         try:
@@ -172,10 +176,9 @@ def _lmvn_full(
                 cv_chol = linalg.cholesky(cv + min_covar * np.eye(nf), lower=True)
             except linalg.LinAlgError:
                 raise ValueError("'covars' must be symmetric, positive-definite") from None
-        cv_log_det = 2 * np.sum(np.log(np.diagonal(cv_chol)))
-        cv_sol = linalg.solve_triangular(cv_chol, (X - means[c]).T, lower=True)
-        out[:, c] = -0.5 * (nf * np.log(2 * np.pi) + (cv_sol**2).sum(axis=0) + cv_log_det)
-    return out
+        chols[c] = cv_chol
+        logdets[c] = 2 * np.sum(np.log(np.diagonal(cv_chol)))
+    return kernels.gaussian_full_loglik(X, means, chols, logdets)
 
 
 def _log_mvn_density(
@@ -575,14 +578,20 @@ class GaussianEmissions(EmissionFamily):
         self, stats: Stats, params: Params, X: np.ndarray, posteriors: np.ndarray
     ) -> None:
         X = self.prepare(X)
-        stats["post"] += posteriors.sum(axis=0)
-        stats["obs"] += posteriors.T @ X
         if self.covariance_type in ("spherical", "diag"):
+            stats["post"] += posteriors.sum(axis=0)
+            stats["obs"] += posteriors.T @ X
             stats["obs**2"] += posteriors.T @ X**2
-        else:
-            oo = stats["obs*obs.T"]
-            for c in range(posteriors.shape[1]):
-                oo[c] += (X * posteriors[:, c : c + 1]).T @ X
+            return
+        post, obs, oo = stats["post"], stats["obs"], stats["obs*obs.T"]
+        if all(a.dtype == np.float64 and a.flags.c_contiguous for a in (post, obs, oo)):
+            # one compiled pass over the frames for all three statistics
+            kernels.gaussian_full_stats(X, posteriors, post, obs, oo)
+            return
+        post += posteriors.sum(axis=0)
+        obs += posteriors.T @ X
+        for c in range(posteriors.shape[1]):
+            oo[c] += (X * posteriors[:, c : c + 1]).T @ X
 
     def m_step(self, params: Params, stats: Stats, fit_params: str) -> Params:
         params = dict(params)

@@ -38,6 +38,8 @@ from numba import njit
 __all__ = [
     "categorical_estep",
     "forward_backward",
+    "gaussian_full_loglik",
+    "gaussian_full_stats",
     "score",
     "viterbi",
 ]
@@ -475,6 +477,98 @@ def _categorical_estep_batch(
 
 
 # --------------------------------------------------------------------------
+# full-covariance Gaussian emissions (GaussianHMM / tied)
+
+_STATS_BLOCK = 256  # frames summed locally before adding into the totals
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _lmvn_full_batch(X, means_t, chols_t, inv_diag, logdets, out):  # pragma: no cover - compiled
+    """out[t, c] = log N(X[t] | means[c], L_c L_c^T), L_c lower Cholesky factor.
+
+    hmmlearn's ``_log_multivariate_normal_density_full`` with the triangular
+    solve done frame by frame (forward substitution) in one pass over ``X``.
+    State-minor layouts (``means_t[i, c]``, ``chols_t[i, k, c]``,
+    ``inv_diag[i, c] = 1 / L_c[i, i]``) so the inner loop over states vectorises.
+    """
+    n, nf = X.shape
+    K = means_t.shape[1]
+    const = np.empty(K)
+    for c in range(K):
+        const[c] = -0.5 * (nf * np.log(2 * np.pi) + logdets[c])
+    y = np.empty((nf, K))
+    q = np.empty(K)
+    for t in range(n):
+        for c in range(K):
+            q[c] = 0.0
+        for i in range(nf):
+            x = X[t, i]
+            for c in range(K):
+                acc = x - means_t[i, c]
+                for k in range(i):
+                    acc -= chols_t[i, k, c] * y[k, c]
+                v = acc * inv_diag[i, c]
+                y[i, c] = v
+                q[c] += v * v
+        for c in range(K):
+            out[t, c] = const[c] - 0.5 * q[c]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _gaussian_full_stats_batch(X, post, post_sum, obs, oo):  # pragma: no cover - compiled
+    """Adds sum_t post[t, c], post[t, c] * X[t] and post[t, c] * outer(X[t], X[t]).
+
+    One pass over the frames; each block of frames is summed locally first
+    (better rounding than one long running sum), in state-minor layouts so
+    the inner loop over states vectorises. ``oo`` gets the upper triangle
+    summed and mirrored, so it is exactly symmetric.
+    """
+    n, nf = X.shape
+    K = post.shape[1]
+    npair = nf * (nf + 1) // 2
+    bp = np.zeros(K)
+    bo = np.zeros((nf, K))
+    boo = np.zeros((npair, K))
+    xx = np.empty(npair)
+    for start in range(0, n, _STATS_BLOCK):
+        stop = min(start + _STATS_BLOCK, n)
+        bp[:] = 0.0
+        bo[:] = 0.0
+        boo[:] = 0.0
+        for t in range(start, stop):
+            r = 0
+            for i in range(nf):
+                for j in range(i, nf):
+                    xx[r] = X[t, i] * X[t, j]
+                    r += 1
+            for c in range(K):
+                bp[c] += post[t, c]
+            for i in range(nf):
+                x = X[t, i]
+                for c in range(K):
+                    bo[i, c] += post[t, c] * x
+            for r in range(npair):
+                v = xx[r]
+                for c in range(K):
+                    boo[r, c] += post[t, c] * v
+        for c in range(K):
+            post_sum[c] += bp[c]
+        for i in range(nf):
+            for c in range(K):
+                obs[c, i] += bo[i, c]
+        r = 0
+        for i in range(nf):
+            for j in range(i, nf):
+                for c in range(K):
+                    oo[c, i, j] += boo[r, c]
+                r += 1
+    for c in range(K):
+        for i in range(nf):
+            for j in range(i + 1, nf):
+                oo[c, j, i] = oo[c, i, j]
+
+
+# --------------------------------------------------------------------------
 # Python entry points
 
 
@@ -660,3 +754,51 @@ def categorical_estep(
         sp, A, B, x, off, use_log, want_trans, want_obs, start_sum, trans_sum, obs_t, logprob
     )
     return logprob, start_sum, trans_sum, np.ascontiguousarray(obs_t.T)
+
+
+def gaussian_full_loglik(
+    X: np.ndarray, means: np.ndarray, chols: np.ndarray, logdets: np.ndarray
+) -> np.ndarray:
+    """Log-density of every frame under every full-covariance Gaussian state.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_frames, n_features)
+    means : ndarray of shape (n_components, n_features)
+    chols : ndarray of shape (n_components, n_features, n_features)
+        Lower Cholesky factor of each state's covariance.
+    logdets : ndarray of shape (n_components,)
+        Log-determinant of each covariance (``2 * sum(log(diag(chol)))``).
+
+    Returns
+    -------
+    ndarray of shape (n_frames, n_components)
+    """
+    x, L, ld = _f64(X), np.asarray(chols, dtype=np.float64), _f64(logdets)
+    mu_t = _f64(np.asarray(means, dtype=np.float64).T)
+    L_t = _f64(L.transpose(1, 2, 0))
+    inv_diag = _f64(1.0 / np.diagonal(L, axis1=1, axis2=2).T)
+    out = np.empty((x.shape[0], mu_t.shape[1]))
+    _lmvn_full_batch(x, mu_t, L_t, inv_diag, ld, out)
+    return out
+
+
+def gaussian_full_stats(
+    X: np.ndarray,
+    posteriors: np.ndarray,
+    post_sum: np.ndarray,
+    obs: np.ndarray,
+    obs_outer: np.ndarray,
+) -> None:
+    """Add a batch's full-covariance Gaussian statistics into the given arrays.
+
+    ``post_sum`` (K,) += posteriors summed over frames; ``obs`` (K, F) +=
+    ``posteriors.T @ X``; ``obs_outer`` (K, F, F) += per state
+    ``(X * posteriors[:, c:c+1]).T @ X``. The three targets must be
+    C-contiguous float64 arrays (they are updated in place).
+    """
+    x, g = _f64(X), _f64(posteriors)
+    for a in (post_sum, obs, obs_outer):
+        if a.dtype != np.float64 or not a.flags.c_contiguous:
+            raise ValueError("statistics arrays must be C-contiguous float64")
+    _gaussian_full_stats_batch(x, g, post_sum, obs, obs_outer)
