@@ -377,7 +377,25 @@ class EmissionFamily:
         raise NotImplementedError
 
 
-class CategoricalEmissions(EmissionFamily):
+class _EmissionProbFamily(EmissionFamily):
+    """Families whose emission parameter is ``emissionprob`` (categorical, multinomial)."""
+
+    def check_params(self, params: Params) -> None:
+        ep = np.atleast_2d(params["emissionprob"])
+        if self.n_features is not None and ep.shape[1] != self.n_features:
+            raise ValueError(
+                f"emissionprob must have shape (n_components, {self.n_features}); got {ep.shape}"
+            )
+        _check_finite("emissionprob", ep)
+        _check_sum_1("emissionprob", ep)
+
+    def n_fit_scalars(self, n_components: int, n_features: int) -> dict[str, int]:
+        out = super().n_fit_scalars(n_components, n_features)
+        out["e"] = n_components * (n_features - 1)
+        return out
+
+
+class CategoricalEmissions(_EmissionProbFamily):
     """Categorical (discrete symbol) emissions, as hmmlearn's ``CategoricalHMM``.
 
     Parameters
@@ -457,20 +475,6 @@ class CategoricalEmissions(EmissionFamily):
             _normalize(ep, axis=1)
             params["emissionprob"] = ep
         return params
-
-    def check_params(self, params: Params) -> None:
-        ep = np.atleast_2d(params["emissionprob"])
-        if self.n_features is not None and ep.shape[1] != self.n_features:
-            raise ValueError(
-                f"emissionprob must have shape (n_components, {self.n_features}); got {ep.shape}"
-            )
-        _check_finite("emissionprob", ep)
-        _check_sum_1("emissionprob", ep)
-
-    def n_fit_scalars(self, n_components: int, n_features: int) -> dict[str, int]:
-        out = super().n_fit_scalars(n_components, n_features)
-        out["e"] = n_components * (n_features - 1)
-        return out
 
     def sample_one(self, params: Params, state: int, rng: np.random.RandomState) -> np.ndarray:
         cdf = np.cumsum(params["emissionprob"][state, :])
@@ -832,7 +836,7 @@ class PoissonEmissions(EmissionFamily):
         return {"lambdas": np.atleast_2d(np.asarray(attrs["lambdas_"], dtype=np.float64))}
 
 
-class MultinomialEmissions(EmissionFamily):
+class MultinomialEmissions(_EmissionProbFamily):
     """Multinomial emissions, as hmmlearn's (0.3) ``MultinomialHMM``.
 
     Each frame is a vector of non-negative integer counts over ``n_features``
@@ -912,20 +916,6 @@ class MultinomialEmissions(EmissionFamily):
             ep[empty] = params["emissionprob"][empty]
             params["emissionprob"] = ep
         return params
-
-    def check_params(self, params: Params) -> None:
-        ep = np.atleast_2d(params["emissionprob"])
-        if self.n_features is not None and ep.shape[1] != self.n_features:
-            raise ValueError(
-                f"emissionprob must have shape (n_components, {self.n_features}); got {ep.shape}"
-            )
-        _check_finite("emissionprob", ep)
-        _check_sum_1("emissionprob", ep)
-
-    def n_fit_scalars(self, n_components: int, n_features: int) -> dict[str, int]:
-        out = super().n_fit_scalars(n_components, n_features)
-        out["e"] = n_components * (n_features - 1)
-        return out
 
     def _single_n_trials(self) -> int:
         n_trials: Any = np.unique(np.atleast_1d(self.n_trials)) if self.n_trials is not None else []
