@@ -154,3 +154,93 @@ def test_limits_and_bad_input(spark, tmp_path):
     (tmp_path / "metadata").mkdir()
     with pytest.raises(ModelFormatError, match="not a saved GroupedModel"):
         GroupedModel.load(str(tmp_path), spark=spark)
+
+
+def _stream(table, sizes, **spec_args):
+    """Run the worker-side fitting loop on ``table`` cut into batches of ``sizes``."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    from sparklift import _serialize
+    from sparklift.grouped import _fit_sorted_groups, _FitSpec, _models_schema
+
+    class _Schema:  # enough of a DataFrame for _models_schema
+        schema = StructType([StructField("store", StringType())])
+
+    payload, digest = _serialize.transport_dumps(LinearRegression())
+    spec = _FitSpec(
+        payload=payload,
+        digest=digest,
+        group_col="store",
+        feature_cols=tuple(FEATURES),
+        label_col="y",
+        max_rows=spec_args.get("max_rows", 10**6),
+        schema=to_arrow_schema(_models_schema(_Schema(), "store")),
+    )
+    batches, start = [], 0
+    for size in sizes:
+        batches.append(table.slice(start, size).to_batches()[0])
+        start += size
+    assert start == table.num_rows
+    out = pa.Table.from_batches(list(_fit_sorted_groups(iter(batches), spec)), spec.schema)
+    return {
+        r["store"]: (_serialize.loads(r["model"], allow_pickle=True), r["n_rows"])
+        for r in out.to_pylist()
+    }
+
+
+@pytest.mark.parametrize("sizes", [[160], [1, 39, 40, 80], [7, 60, 2, 91], [1] * 160])
+def test_streamed_groups_equal_local_fits_across_batch_boundaries(sizes):
+    # The worker loop sees a partition as arbitrary Arrow batches: a group split
+    # over several batches, or a batch holding several groups, is still one fit.
+    import pyarrow as pa
+
+    pdf = make_groups(3)
+    table = pa.Table.from_pandas(pdf[["store", *FEATURES, "y"]], preserve_index=False)
+    got = _stream(table.combine_chunks(), sizes)
+    want = local_fit(pdf, LinearRegression, "y")
+    assert sorted(got) == GROUPS
+    for g in GROUPS:
+        model, n = got[g]
+        assert n == 40
+        np.testing.assert_allclose(model.coef_, want[g].coef_, rtol=1e-12)
+
+
+def test_streamed_nulls_and_oversized_groups_are_reported_whole():
+    import pyarrow as pa
+
+    pdf = make_groups(4, n_per_group=10).astype({"store": object})
+    pdf.loc[:12, "store"] = None  # 13 null keys: sorted first, across two batches
+    pdf = pdf.sort_values("store", na_position="first", kind="stable")
+    table = pa.Table.from_pandas(pdf[["store", *FEATURES, "y"]], preserve_index=False)
+    with pytest.raises(InvalidInputError, match="'store' is null in 13 rows"):
+        _stream(table.combine_chunks(), [5, 5, 30])
+    ok = make_groups(4, n_per_group=10)
+    table = pa.Table.from_pandas(ok[["store", *FEATURES, "y"]], preserve_index=False)
+    # Group sizes are counted to the end even when the rows are no longer kept.
+    with pytest.raises(ResourceLimitError, match=r"group 'a' of 'store' has 10 rows.*=4"):
+        _stream(table.combine_chunks(), [3, 3, 34], max_rows=4)
+
+
+def test_many_small_batches_on_spark_and_empty_input(spark):
+    # Spark cuts each partition into Arrow batches of maxRecordsPerBatch rows:
+    # with 7, every group spans several batches and batches span groups.
+    pdf = make_groups(5)
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    old = spark.conf.get(key)
+    spark.conf.set(key, "7")
+    try:
+        model = fit_per_group(
+            spark.createDataFrame(pdf), "store", LinearRegression(), FEATURES, "y", partitions=2
+        )
+        summary = model.summary().set_index("store")
+    finally:
+        spark.conf.set(key, old)
+    want = local_fit(pdf, LinearRegression, "y")
+    assert summary["n_rows"].to_dict() == dict.fromkeys(GROUPS, 40)
+    for g in GROUPS:
+        np.testing.assert_allclose(model.get_model(g).coef_, want[g].coef_, rtol=1e-12)
+    empty = spark.createDataFrame(pdf).where("store = 'none'")
+    with pytest.raises(InvalidInputError, match="empty"):
+        fit_per_group(empty, "store", LinearRegression(), FEATURES, "y")

@@ -1,10 +1,13 @@
 """One model per group: fit a clone of an estimator on every group, in parallel.
 
-:func:`fit_per_group` checks the size of the biggest group against a limit
-first (one small aggregation), then fits a clone of the estimator on each
-group with ``groupBy(...).applyInArrow``: one Python call per group, groups
-spread over all executors' cores. A group whose fit raises is recorded with
-its error message; the others are unaffected. The result, a
+:func:`fit_per_group` shuffles the rows once so that each group lands in one
+partition, sorted by key, and each Python worker streams through its
+partition with ``mapInArrow``: a group's rows are gathered until the key
+changes, a clone of the estimator is fitted on them, and they are released.
+One worker holds one group at a time; a group bigger than a limit is counted
+without being kept and reported. Groups spread over all executors' cores. A
+group whose fit raises is recorded with its error message; the others are
+unaffected. The result, a
 :class:`GroupedModel`, holds a small ``models`` DataFrame (one row per group:
 key, serialized model, row count, training score, fit seconds, error),
 checkpointed so that later actions never refit.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -109,40 +113,38 @@ def _fresh(estimator: Any) -> Any:
         return copy.deepcopy(estimator)
 
 
-def _fit_group(
-    key: tuple[pa.Scalar, ...],
-    table: pa.Table,
-    *,
-    payload: bytes,
-    digest: str,
-    feature_cols: tuple[str, ...],
-    label_col: str | None,
-    order_by: tuple[str, ...],
-    schema: pa.Schema,
-) -> pa.Table:
-    # Arrow in, Arrow out (applyInArrow): no pandas frame per group, whose
-    # construction costs more than fitting a linear regression.
+@dataclass(frozen=True)
+class _FitSpec:
+    payload: bytes
+    digest: str
+    group_col: str
+    feature_cols: tuple[str, ...]
+    label_col: str | None
+    max_rows: int
+    schema: pa.Schema
+
+
+def _fit_one(table: pa.Table, spec: _FitSpec) -> tuple[Any, ...]:
+    """Fit a fresh clone on one group's rows: (model bytes, rows, score, seconds, error)."""
     n = table.num_rows
     data = None
     score = math.nan
     seconds = math.nan
     error = None
     try:
-        if order_by:
-            table = table.take(pc.sort_indices(table, [(c, "ascending") for c in order_by]))
         # C order, as a user's own matrix usually is; BLAS rounds Fortran order differently.
-        X = np.empty((n, len(feature_cols)), dtype=np.float64)
-        for j, name in enumerate(feature_cols):
+        X = np.empty((n, len(spec.feature_cols)), dtype=np.float64)
+        for j, name in enumerate(spec.feature_cols):
             X[:, j] = np.asarray(table.column(name).to_numpy(), dtype=np.float64)
         args = [X]
-        if label_col is not None:
-            y = table.column(label_col)
+        if spec.label_col is not None:
+            y = table.column(spec.label_col)
             if y.null_count:
                 raise InvalidInputError(
-                    f"label column '{label_col}' has {y.null_count} null values in this group"
+                    f"label column '{spec.label_col}' has {y.null_count} null values in this group"
                 )
             args.append(y.to_numpy())
-        model = _fresh(_cached_model(digest, payload))
+        model = _fresh(_cached_model(spec.digest, spec.payload))
         start = time.perf_counter()
         model.fit(*args)
         seconds = time.perf_counter() - start
@@ -157,10 +159,94 @@ def _fit_group(
         data = _serialize.dumps(model, "pickle")
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-    values = [[key[0].as_py()], [data], [n], [score], [seconds], [error]]
-    return pa.Table.from_arrays(
-        [pa.array(v, type=f.type) for v, f in zip(values, schema, strict=True)], schema=schema
+    return data, n, score, seconds, error
+
+
+def _fit_sorted_groups(
+    batches: Iterator[pa.RecordBatch], spec: _FitSpec
+) -> Iterator[pa.RecordBatch]:
+    """Fit every group of one partition whose rows arrive sorted by the group key.
+
+    The partition streams through: a group's rows are gathered (across batch
+    boundaries) until its key changes, fitted, and released, so a worker holds
+    one group and one batch at a time. The models of the groups a batch
+    completes go out as one record batch. Null keys sort first and are
+    counted; a group growing past ``max_rows`` is counted to its end without
+    keeping its rows, then reported.
+    """
+    empty = object()
+    key: Any = empty
+    pieces: list[pa.RecordBatch] = []
+    size = 0
+    null_rows = 0
+
+    def check_nulls() -> None:
+        if null_rows:
+            raise InvalidInputError(
+                f"group column '{spec.group_col}' is null in {null_rows} rows; drop them or "
+                "give them a key first"
+            )
+
+    def finish() -> tuple[Any, ...]:
+        if size > spec.max_rows:
+            raise ResourceLimitError(
+                f"group {key!r} of '{spec.group_col}' has {size} rows, more than "
+                f"max_rows_per_group={spec.max_rows}. Each group is fitted in one Python "
+                "worker's memory: raise max_rows_per_group if the executors have room for it, "
+                "or split or sample that group."
+            )
+        return (key, *_fit_one(pa.Table.from_batches(pieces), spec))
+
+    for batch in batches:
+        keys = batch.column(0)
+        start = 0
+        if keys.null_count:  # nulls sort first: they open the partition
+            null_rows += keys.null_count
+            start = keys.null_count
+            if start == batch.num_rows:
+                continue
+        check_nulls()
+        keys = keys.slice(start)
+        n = len(keys)
+        changes = _key_changes(keys)
+        bounds = [0, *(np.flatnonzero(changes) + 1).tolist(), n]
+        done = []
+        for lo, hi in itertools.pairwise(bounds):
+            value = keys[lo].as_py()
+            if key is not empty and not _same_key(value, key):
+                done.append(finish())
+                pieces, size = [], 0
+            key = value
+            size += hi - lo
+            if size <= spec.max_rows:
+                pieces.append(batch.slice(start + lo, hi - lo))
+            else:
+                pieces = []  # counted to the end, not kept
+        if done:
+            yield _rows_batch(done, spec.schema)
+    check_nulls()
+    if key is not empty:
+        yield _rows_batch([finish()], spec.schema)
+
+
+def _rows_batch(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True))
+    return pa.RecordBatch.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
     )
+
+
+def _key_changes(keys: pa.Array) -> np.ndarray:
+    """``changes[i]``: row ``i + 1`` starts a new key (NaN keys form one group, as in Spark)."""
+    after, before = keys.slice(1), keys.slice(0, len(keys) - 1)
+    changes = pc.not_equal(after, before)
+    if pa.types.is_floating(keys.type):
+        changes = pc.and_(changes, pc.invert(pc.and_(pc.is_nan(after), pc.is_nan(before))))
+    return changes.to_numpy(zero_copy_only=False)
+
+
+def _same_key(a: Any, b: Any) -> bool:
+    return bool(a == b or (a != a and b != b))
 
 
 def _models_schema(df: DataFrame, group_col: str) -> Any:
@@ -183,34 +269,6 @@ def _models_schema(df: DataFrame, group_col: str) -> Any:
             StructField("error", StringType(), True),
         ]
     )
-
-
-def _check_group_sizes(df: DataFrame, group_col: str, max_rows: int) -> int:
-    """Check the biggest group against ``max_rows``; return the number of groups."""
-    from pyspark.sql import functions as F
-
-    sizes = df.groupBy(group_col).count()
-    row = sizes.agg(
-        F.max_by(group_col, "count").alias("biggest"),
-        F.max("count").alias("size"),
-        F.sum(F.when(F.col(group_col).isNull(), F.col("count"))).alias("null_rows"),
-        F.count(F.lit(1)).alias("groups"),
-    ).first()
-    if row is None or row["size"] is None:
-        raise InvalidInputError("the DataFrame is empty: there is no group to fit")
-    if row["null_rows"]:
-        raise InvalidInputError(
-            f"group column '{group_col}' is null in {row['null_rows']} rows; drop them or give "
-            "them a key first"
-        )
-    if row["size"] > max_rows:
-        raise ResourceLimitError(
-            f"group {row['biggest']!r} of '{group_col}' has {row['size']} rows, more than "
-            f"max_rows_per_group={max_rows}. Each group is fitted in one Python worker's "
-            "memory: raise max_rows_per_group if the executors have room for it, or split or "
-            "sample that group."
-        )
-    return int(row["groups"])
 
 
 def fit_per_group(
@@ -241,8 +299,10 @@ def fit_per_group(
     label_col : str, optional
         The target column for supervised estimators (no nulls).
     max_rows_per_group : int, default 1,000,000
-        The biggest group is measured before any fit; a bigger one raises
-        :class:`ResourceLimitError` naming it and its size.
+        A group's rows are counted as they stream into its worker, which
+        holds one group at a time; a bigger group is counted to its end
+        without keeping its rows, then raises :class:`ResourceLimitError`
+        naming it and its size. It is never fitted.
     order_by : str or list of str, optional
         Sort each group's rows by these columns before fitting. Spark gives a
         group's rows in no fixed order; estimators sensitive to row order
@@ -255,8 +315,7 @@ def fit_per_group(
         fitting a small one, so it is paid once, at ``save``.
     partitions : int, optional
         Number of fitting tasks (each fits a share of the groups). Defaults to
-        ``spark.sql.shuffle.partitions`` but at least 16, and at most the
-        number of groups.
+        ``spark.sql.shuffle.partitions`` but at least 16.
 
     Returns
     -------
@@ -284,38 +343,31 @@ def fit_per_group(
     if int(max_rows_per_group) < 1:
         raise InvalidInputError(f"max_rows_per_group must be positive; got {max_rows_per_group}")
 
-    with translate_errors():
-        n_groups = _check_group_sizes(df, group_col, int(max_rows_per_group))
-
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    payload, digest = _serialize.transport_dumps(estimator)
     models_schema = _models_schema(df, group_col)
-    fit = functools.partial(
-        _fit_group,
+    payload, digest = _serialize.transport_dumps(estimator)
+    spec = _FitSpec(
         payload=payload,
         digest=digest,
+        group_col=group_col,
         feature_cols=tuple(feature_cols),
         label_col=label_col,
-        order_by=order,
+        max_rows=int(max_rows_per_group),
         schema=to_arrow_schema(models_schema),
     )
-
-    def fn(key: tuple[pa.Scalar, ...], table: pa.Table) -> pa.Table:
-        # A plain function (not the partial itself): pyspark inspects its signature.
-        return fit(key, table)
-
     needed = list(
         dict.fromkeys([group_col, *feature_cols, *([label_col] if label_col else []), *order])
     )
-    # An explicit number of partitions: adaptive execution would otherwise merge
+    # One shuffle puts each group in one partition, sorted by key (then by
+    # order_by), so a worker streams through its groups one at a time. An
+    # explicit number of partitions: adaptive execution would otherwise merge
     # the (small) shuffle into one or two tasks and fit the groups one by one.
-    n_parts = min(n_groups, partitions or max(_shuffle_partitions(df), 16))
-    fitted = (
-        df.select(*needed)
-        .repartition(n_parts, group_col)
-        .groupBy(group_col)
-        .applyInArrow(fn, models_schema)
+    n_parts = partitions or max(_shuffle_partitions(df), 16)
+    fitted = map_partitions(
+        df.select(*needed).repartition(n_parts, group_col).sortWithinPartitions(group_col, *order),
+        functools.partial(_fit_sorted_groups, spec=spec),
+        models_schema,
     )
     with translate_errors():
         # Materialise once: every later action reads the fitted models, never refits.
@@ -324,8 +376,16 @@ def fit_per_group(
         models, group_col, list(feature_cols), label_col=label_col, serializer=serializer
     )
     result._own_models = True
-    failed = result.failed_groups()
-    if len(failed):
+    from pyspark.sql import functions as F
+
+    with translate_errors():
+        counts = models.agg(F.count(F.lit(1)).alias("groups"), F.count("error").alias("failed"))
+        n_groups, n_failed = counts.first()
+    if not n_groups:
+        raise InvalidInputError("the DataFrame is empty: there is no group to fit")
+    result._n_groups = int(n_groups)
+    if n_failed:
+        failed = result.failed_groups()
         examples = "; ".join(f"{k!r}: {e}" for k, e in failed.head(3).itertuples(index=False))
         warnings.warn(
             GroupFitWarning(
