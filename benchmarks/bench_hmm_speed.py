@@ -6,8 +6,16 @@ parameters (``init_params=""``; sparklift gets them through ``init_model``),
 in one process, on ``local[2]`` by default. hmmlearn is slow, so it runs
 ``--hmmlearn-iter`` iterations (2 by default); sparklift runs ``--iter``.
 The metric is time per EM iteration (the median for sparklift, skipping the
-first iteration, which loads the compiled kernels into fresh workers). The
-first log-likelihoods of both are printed too: they must agree. sparklift is
+first iteration, which loads the compiled kernels into fresh workers).
+
+Correctness, checked outside the timed runs: the log-likelihoods of the first
+min(hmmlearn's, sparklift's) iterations, and the fitted parameters after the
+same number k of iterations (k = ``--hmmlearn-iter``, at least 2), must agree
+with hmmlearn's to ``CHECK_RTOL`` (relative). With ``--hmmlearn-iter 1`` that
+takes one extra, untimed hmmlearn fit of 2 iterations; sparklift's parameters
+after k iterations come from an extra, untimed k-iteration fit unless
+``--iter`` is k. A disagreement is printed as ``DISAGREE`` and makes the script
+exit with status 1. sparklift is
 timed with ``implementation="log"`` (hmmlearn's default: like for like) and
 with ``"scaling"`` (same results, fewer transcendental functions);
 ``--implementations`` picks.
@@ -75,6 +83,15 @@ QUICK = {
     "memory": (10_000, 50),
 }
 N_STATES, N_SYMBOLS, N_DIM = 8, 20, 3
+# Correctness check: iterations compared at least (the extra hmmlearn work is at most this
+# many iterations), the tolerance, and the fitted parameters compared per family.
+CHECK_ITER = 2
+CHECK_RTOL = 1e-8
+FITTED = {
+    "categorical": ("startprob_", "transmat_", "emissionprob_"),
+    "gaussian": ("startprob_", "transmat_", "means_", "covars_"),
+}
+FAILED: list[str] = []
 
 
 # --------------------------------------------------------------------------- data
@@ -197,12 +214,21 @@ def hmmlearn_model(family: str, params: dict[str, np.ndarray], n_iter: int) -> A
     return model
 
 
+def fitted(family: str, model: Any) -> dict[str, np.ndarray]:
+    """The fitted parameters of an hmmlearn or sparklift model, copied."""
+    return {name: np.array(getattr(model, name), dtype=np.float64) for name in FITTED[family]}
+
+
 def time_hmmlearn(family: str, X: np.ndarray, lengths: np.ndarray, n_iter: int) -> dict:
     model = hmmlearn_model(family, start_params(family), n_iter)
     start = time.perf_counter()
     model.fit(X, lengths)
     seconds = time.perf_counter() - start
-    return {"per_iter": seconds / n_iter, "history": list(model.monitor_.history)}
+    return {
+        "per_iter": seconds / n_iter,
+        "history": list(model.monitor_.history),
+        "params": fitted(family, model),
+    }
 
 
 class IterationClock:
@@ -238,9 +264,7 @@ class IterationClock:
         return [b - a for a, b in itertools.pairwise(marks)]
 
 
-def time_sparklift(
-    spark: Any, family: str, path: str, n_iter: int, implementation: str = "log"
-) -> dict:
+def sparklift_estimator(family: str, n_iter: int, implementation: str) -> Any:
     from sparklift.hmm import CategoricalHMM, GaussianHMM
 
     init = hmmlearn_model(family, start_params(family), 1)
@@ -256,6 +280,13 @@ def time_sparklift(
         progress=False,
         implementation=implementation,
     )
+    return est
+
+
+def time_sparklift(
+    spark: Any, family: str, path: str, n_iter: int, implementation: str = "log"
+) -> dict:
+    est = sparklift_estimator(family, n_iter, implementation)
     df = spark.read.parquet(path)
     with IterationClock() as clock:
         start = time.perf_counter()
@@ -268,7 +299,14 @@ def time_sparklift(
         "iters": iters,
         "fit_total": fit_end - start,
         "history": list(model.monitor_.history),
+        "params": fitted(family, model),
     }
+
+
+def fit_sparklift(spark: Any, family: str, path: str, n_iter: int, implementation: str) -> dict:
+    """An untimed fit, for the parameter check: history and parameters after n_iter."""
+    model = sparklift_estimator(family, n_iter, implementation).fit(spark.read.parquet(path))
+    return {"history": list(model.monitor_.history), "params": fitted(family, model)}
 
 
 # --------------------------------------------------------------------------- report
@@ -317,6 +355,13 @@ class Report:
 
 def _rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(b), 1e-300)
+
+
+def _rel_array(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest absolute difference over the largest absolute value of ``b``."""
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
 
 
 # --------------------------------------------------------------------------- claims
@@ -370,6 +415,13 @@ def _compare(args: argparse.Namespace, spark: Any, name: str, family: str, targe
     path = write_dataset(family, n_seq, length)
     X, lengths = load_arrays(path, family)
     ref = time_hmmlearn(family, X, lengths, args.hmmlearn_iter)
+    # The reference for the correctness check (untimed): hmmlearn's log-likelihoods and its
+    # parameters after k >= CHECK_ITER iterations. With fewer timed iterations, one extra
+    # hmmlearn fit of CHECK_ITER iterations from the same start on the same data.
+    check = ref
+    if len(ref["history"]) < CHECK_ITER:
+        check = time_hmmlearn(family, X, lengths, CHECK_ITER)
+    k = len(check["history"])
     rows = [
         ["hmmlearn 0.3 (defaults: log)", args.hmmlearn_iter, f"{ref['per_iter']:.3f}", "1x", "", ""]
     ]
@@ -387,14 +439,32 @@ def _compare(args: argparse.Namespace, spark: Any, name: str, family: str, targe
                 "yes" if ratio >= target else "NO",
             ]
         )
-        n = min(len(ref["history"]), len(ours["history"]))
-        diffs = [_rel(ours["history"][i], ref["history"][i]) for i in range(n)]
+        # Correctness (untimed): log-likelihoods of the iterations both ran, and the
+        # parameters after k iterations (an extra short sparklift fit unless --iter is k).
+        n = min(len(check["history"]), len(ours["history"]))
+        ll_diff = max(_rel(ours["history"][i], check["history"][i]) for i in range(n))
+        same = ours if len(ours["history"]) == k else None
+        if same is None:
+            same = fit_sparklift(spark, family, path, k, implementation)
+        if len(same["history"]) == k:
+            par_diff = max(
+                _rel_array(same["params"][p], check["params"][p]) for p in FITTED[family]
+            )
+        else:  # one of the fits stopped early (tol=0: the log-likelihood went down)
+            par_diff = float("inf")
+        ok = ll_diff <= CHECK_RTOL and par_diff <= CHECK_RTOL
+        if not ok:
+            FAILED.append(f"{name}/{implementation}")
         notes.append(
             f"{implementation}: iterations (s) "
             + ", ".join(f"{t:.2f}" for t in ours["iters"])
-            + f"; whole fit incl. validation, caching, set-up {ours['fit_total']:.1f} s; "
-            f"log-likelihood of the first {n} iterations within {max(diffs):.1e} "
-            "(relative) of hmmlearn's"
+            + f"; whole fit incl. validation, caching, set-up {ours['fit_total']:.1f} s"
+        )
+        notes.append(
+            f"{implementation}: vs hmmlearn, log-likelihoods of iterations 1-{n} within "
+            f"{ll_diff:.1e} and parameters ({', '.join(FITTED[family])}) after {k} "
+            f"iterations within {par_diff:.1e} relative (max |difference| / max |value|, "
+            f"per array): {'agree' if ok else 'DISAGREE'} (tolerance {CHECK_RTOL:g})"
         )
     rep.table(["library", "iterations", "s/iteration", "ratio", "target", "met"], rows)
     for note in notes:
@@ -667,6 +737,9 @@ def main() -> None:
         claims[name](args, spark)
     if spark is not None:
         spark.stop()
+    if FAILED:
+        print(f"sparklift and hmmlearn DISAGREE: {', '.join(FAILED)}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

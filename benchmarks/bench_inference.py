@@ -13,6 +13,15 @@ Issue 5's claim, side by side in one run on ``local[2]``:
 Every Spark variant writes all input columns plus the prediction to the ``noop``
 sink, so they do the same amount of output work. Best of ``--repeats`` runs.
 
+After the timings (untimed), the scoring is checked: on every row, sparklift's
+``predict`` (alone, and as the ``predict`` field of predict+predict_proba) must
+equal the pandas UDF's label; on a deterministic sample of rows (``id``
+multiple of a step, about ``--check-rows``), both and sparklift's
+``predict_proba`` are compared with scikit-learn's own ``model.predict`` /
+``model.predict_proba`` on the same rows' features, collected to the driver:
+labels exactly, probabilities to 1e-12 (absolute). It prints
+``predictions equal: True/False`` and exits with status 1 on False.
+
     python benchmarks/bench_inference.py            # 2,000,000 rows x 20 features
     python benchmarks/bench_inference.py --quick    # 200,000 rows
 """
@@ -20,6 +29,7 @@ sink, so they do the same amount of output work. Best of ``--repeats`` runs.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -43,6 +53,74 @@ def noop(df) -> None:
     df.write.format("noop").mode("overwrite").save()
 
 
+PROBA_ATOL = 1e-12
+
+
+def check_predictions(df, model, cols: list[str], pandas_udf, check_rows: int) -> bool:
+    """Untimed: sparklift predict vs the pandas UDF (all rows) and scikit-learn (a sample)."""
+    from pyspark.sql import functions as F
+
+    scored = predict(df.select("*", pandas_udf(*cols).alias("udf")), model, input_cols=cols)
+    scored = predict(
+        scored,
+        model,
+        input_cols=cols,
+        output_col="both",
+        method=["predict", "predict_proba"],
+    )
+    label = F.col("prediction").cast("double")
+    both = F.col("both.predict").cast("double")
+    totals = scored.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum((label != F.col("udf")).cast("int")).alias("vs_udf"),
+        F.sum((both != F.col("udf")).cast("int")).alias("both_vs_udf"),
+        F.sum(F.col("prediction").isNull().cast("int")).alias("nulls"),
+    ).first()
+    all_rows = totals["vs_udf"] == 0 and totals["both_vs_udf"] == 0 and totals["nulls"] == 0
+    print(
+        f"  all {totals['rows']:,} rows: sparklift predict != pandas UDF on {totals['vs_udf']} "
+        f"rows, predict+predict_proba's predict != pandas UDF on {totals['both_vs_udf']}, "
+        f"null predictions {totals['nulls']}"
+    )
+
+    n_rows = totals["rows"]
+    step = max(1, n_rows // check_rows)
+    sample = (
+        scored.where(F.col("id") % step == 0)
+        .select(
+            "id",
+            *cols,
+            "udf",
+            "prediction",
+            F.col("both.predict").alias("both_predict"),
+            F.col("both.predict_proba").alias("proba"),
+        )
+        .toPandas()
+        .sort_values("id")
+    )
+    X = sample[cols].to_numpy(dtype=np.float64)
+    expected = model.predict(X)
+    expected_proba = model.predict_proba(X)
+    proba = np.stack(sample["proba"].to_numpy())
+    labels_equal = bool(
+        np.array_equal(sample["prediction"].to_numpy(), expected)
+        and np.array_equal(sample["both_predict"].to_numpy(), expected)
+        and np.array_equal(sample["udf"].to_numpy(), expected.astype(np.float64))
+    )
+    proba_diff = (
+        float(np.abs(proba - expected_proba).max())
+        if proba.shape == expected_proba.shape
+        else np.inf
+    )
+    print(
+        f"  sample of {len(sample):,} rows (id % {step} == 0) vs scikit-learn on the same rows: "
+        f"labels (sparklift predict, predict+predict_proba, pandas UDF) equal: {labels_equal}; "
+        f"predict_proba max |difference| {proba_diff:.1e}"
+        + (" (exactly equal)" if proba_diff == 0 else f" (tolerance {PROBA_ATOL:g})")
+    )
+    return all_rows and labels_equal and proba_diff <= PROBA_ATOL
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
@@ -50,6 +128,9 @@ def main() -> None:
     parser.add_argument("--udf-rows", type=int, default=100_000, help="subset for the row UDF")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument(
+        "--check-rows", type=int, default=20_000, help="rows compared with scikit-learn (about)"
+    )
     parser.add_argument("--quick", action="store_true", help="200,000 rows, 20,000 for the row UDF")
     args = parser.parse_args()
     if args.quick:
@@ -127,6 +208,12 @@ def main() -> None:
         f"\ntargets: >= 50x the row UDF: {ours / rate[row_udf_name]:.1f}x; "
         f"within 10% of the pandas UDF: {ours / rate['hand-written scalar pandas UDF']:.2f}x"
     )
+
+    print("\ncorrectness (untimed)")
+    equal = check_predictions(df, model, cols, pandas_udf, args.check_rows)
+    print(f"predictions equal: {equal}")
+    if not equal:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
