@@ -4,7 +4,8 @@ For every emission family and covariance type, and for both
 forward-backward implementations: the fitted parameters and every
 iteration's log-likelihood agree with hmmlearn's to 1e-6 relative over 10
 EM iterations, and the decoded state paths equal hmmlearn's ``decode``. The
-reference is hmmlearn itself, run in the test on data the test generates.
+reference is hmmlearn itself, run in the test on data the test generates. Every
+case is smoke: it runs in local, local-cluster and Connect modes.
 """
 
 from __future__ import annotations
@@ -113,29 +114,19 @@ def gmm(covariance_type):
     return make
 
 
-SMOKE = pytest.mark.smoke
-# The other implementation of each case: run by `make test-all` (pytest -m slow).
-SLOW = pytest.mark.slow
+FAMILIES = [
+    ("categorical", categorical),
+    *((f"gaussian-{c}", gaussian(c)) for c in ("spherical", "diag", "full", "tied")),
+    ("poisson", poisson),
+    ("multinomial", multinomial),
+    *((f"gmm-{c}", gmm(c)) for c in ("spherical", "diag", "full", "tied")),
+]
+# Every family and covariance type with both of hmmlearn's implementations, in
+# every test mode (smoke): the fits are tiny and run concurrently.
 CASES = [
-    pytest.param(categorical, "log", id="categorical-log", marks=SMOKE),
-    pytest.param(categorical, "scaling", id="categorical-scaling", marks=SLOW),
-    pytest.param(gaussian("spherical"), "scaling", id="gaussian-spherical-scaling", marks=SMOKE),
-    pytest.param(gaussian("spherical"), "log", id="gaussian-spherical-log", marks=SLOW),
-    pytest.param(gaussian("diag"), "log", id="gaussian-diag-log", marks=SMOKE),
-    pytest.param(gaussian("diag"), "scaling", id="gaussian-diag-scaling", marks=SLOW),
-    pytest.param(gaussian("full"), "scaling", id="gaussian-full-scaling", marks=SMOKE),
-    pytest.param(gaussian("full"), "log", id="gaussian-full-log", marks=SLOW),
-    pytest.param(gaussian("tied"), "log", id="gaussian-tied-log", marks=SMOKE),
-    pytest.param(gaussian("tied"), "scaling", id="gaussian-tied-scaling", marks=SLOW),
-    pytest.param(poisson, "log", id="poisson-log", marks=SMOKE),
-    pytest.param(poisson, "scaling", id="poisson-scaling", marks=SLOW),
-    pytest.param(multinomial, "scaling", id="multinomial-scaling", marks=SMOKE),
-    pytest.param(multinomial, "log", id="multinomial-log", marks=SLOW),
-    pytest.param(gmm("diag"), "log", id="gmm-diag-log", marks=SMOKE),
-    pytest.param(gmm("diag"), "scaling", id="gmm-diag-scaling", marks=SLOW),
-    pytest.param(gmm("full"), "scaling", id="gmm-full-scaling", marks=SLOW),
-    pytest.param(gmm("spherical"), "log", id="gmm-spherical-log", marks=SLOW),
-    pytest.param(gmm("tied"), "scaling", id="gmm-tied-scaling", marks=SLOW),
+    pytest.param(make, implementation, id=f"{name}-{implementation}", marks=pytest.mark.smoke)
+    for name, make in FAMILIES
+    for implementation in ("log", "scaling")
 ]
 
 FITTED = {

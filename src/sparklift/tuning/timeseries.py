@@ -73,6 +73,7 @@ MAX_TIME_POINTS = 1_000_000
 
 FORMAT_VERSION = 1
 _INDEX = "__sparklift_time_index"
+_COUNT = "__sparklift_time_rows"
 _CLASSIFICATION_EVALUATORS = ("BinaryClassificationEvaluator", "MulticlassClassificationEvaluator")
 
 
@@ -365,12 +366,14 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
                 "numFolds; cutoffs are global times. Use one or the other."
             )
 
-    def _check_time_nulls(self, dataset: DataFrame) -> None:
+    def _refuse_null_times(self, dataset: DataFrame, count: int | None = None) -> None:
+        """Raise when ``timeCol`` has nulls; ``count`` when the caller already knows it."""
         from pyspark.sql import functions as F
 
         time_col = self.getTimeCol()
         nulls = dataset.where(F.col(time_col).isNull())
-        count = nulls.count()
+        if count is None:
+            count = nulls.count()
         if count:
             example = nulls.first()
             raise InvalidInputError(
@@ -395,6 +398,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         }
         series = self.getSeriesIdCols()
         if series:
+            self._refuse_null_times(dataset)
             # Points back from each series' end: 0 is its last point.
             back = Window.partitionBy(*series).orderBy(F.col(time_col).desc())
             indexed = dataset.withColumn(_INDEX, F.dense_rank().over(back) - 1)
@@ -419,17 +423,21 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             return indexed, flipped, bounds
 
         # The index is computed by Spark (no round trip of times through Python,
-        # where time zones could shift them); the distinct times are few.
-        # One partition on purpose (the distinct times are few); said explicitly,
-        # which also keeps Spark from warning about it.
+        # where time zones could shift them); the distinct times are few, so one
+        # partition on purpose (said explicitly, which also keeps Spark from
+        # warning about it). The same job counts null times: they sort first.
         order = Window.partitionBy(F.lit(0)).orderBy(time_col)
         index_df = (
-            dataset.select(time_col)
-            .distinct()
+            dataset.groupBy(time_col)
+            .agg(F.count(F.lit(1)).alias(_COUNT))
             .withColumn(_INDEX, F.row_number().over(order) - 1)
             .cache()
         )
-        times = [row[0] for row in index_df.orderBy(_INDEX).select(time_col).collect()]
+        rows = index_df.orderBy(_INDEX).select(time_col, _COUNT).collect()
+        if rows and rows[0][0] is None:
+            index_df.unpersist()
+            self._refuse_null_times(dataset, rows[0][1])
+        times = [row[0] for row in rows]
         n_points = len(times)
         if n_points > MAX_TIME_POINTS:
             index_df.unpersist()
@@ -443,7 +451,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         if cutoffs is not None:
             cutoff_indices = _cutoff_indices(cutoffs, times, time_col)
         folds = build_folds(n_points, cutoff_indices=cutoff_indices, **common)
-        indexed = dataset.join(F.broadcast(index_df), on=time_col)
+        indexed = dataset.join(F.broadcast(index_df.drop(_COUNT)), on=time_col)
         bounds = [
             {
                 "trainStart": _json_value(times[f.train[0]]),
@@ -489,7 +497,6 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
 
     def _fit(self, dataset: DataFrame) -> TimeSeriesCrossValidatorModel:
         self._check_params(dataset)
-        self._check_time_nulls(dataset)
         self._cached_index: DataFrame | None = None
         try:
             return self._fit_folds(dataset)
