@@ -81,7 +81,7 @@ _ESTIMATOR_OPTIONS: list[tuple[str, str, Any, str, tuple[str, ...] | None]] = [
     ),
     ("--init-params", "init_params", str, "letters of the parameters initialised before EM", None),
     ("--n-init", "n_init", _POSITIVE_INT, "EM restarts; the best log-likelihood is kept", None),
-    ("--implementation", "implementation", str, "forward-backward (default log)", IMPLEMENTATIONS),
+    ("--implementation", "implementation", str, "forward-backward (default scaling)", IMPLEMENTATIONS),
     ("--algorithm", "algorithm", str, "decoder stored in the model (default viterbi)", ALGORITHMS),
     ("--startprob-prior", "startprob_prior", _POSITIVE, "Dirichlet prior of startprob_", None),
     ("--transmat-prior", "transmat_prior", _POSITIVE, "Dirichlet prior of transmat_ rows", None),
