@@ -2,9 +2,11 @@
 
 The seed's version wraps scikit-learn's GridSearchCV in joblibspark's backend,
 which pickles X and y into every batch. Here the search class itself is the
-only change: the data goes to each executor once, the results equal
-scikit-learn's, and the refitted best model is used to score a Spark
-DataFrame (recipe 2) with a pandas UDF.
+only change: X and y are pickled once on the driver, broadcast to each
+executor once per Spark job and handed to a Python worker once per Spark task
+(a few per task slot, not one per fit); the results equal scikit-learn's, and
+the refitted best model is used to score a Spark DataFrame (recipe 2) with a
+pandas UDF.
 
 Run:  python examples/tuning_grid_search.py
 """
@@ -38,8 +40,11 @@ def main() -> None:
     print("best parameters:", search.best_params_, f"score {search.best_score_:.3f}")
     transfer = search.spark_transfer_
     print(
-        f"{transfer.n_fits} fits in {transfer.n_spark_jobs} Spark jobs, "
-        f"{transfer.total_bytes / 1e6:.2f} MB serialised (X is {X.nbytes / 1e6:.2f} MB)"
+        f"{transfer.n_fits} fits in {transfer.n_spark_jobs} Spark jobs of "
+        f"{transfer.n_spark_tasks} tasks (X is {X.nbytes / 1e6:.2f} MB): "
+        f"{transfer.total_bytes / 1e6:.2f} MB serialised on the driver, "
+        f"{transfer.broadcast_bytes / 1e6:.2f} MB broadcast to each executor, "
+        f"{transfer.worker_bytes / 1e6:.2f} MB delivered to Python workers"
     )
 
     # Recipe 2: score a Spark DataFrame with the refitted best model.

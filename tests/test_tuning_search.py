@@ -25,7 +25,7 @@ from sparklift.tuning import (
     RandomizedSearchCV,
 )
 from sparklift.tuning._data import load_store, pack_calls, run_payload, unpack_outcome
-from sparklift.tuning._executor import job_bounds
+from sparklift.tuning._executor import TASKS_PER_SLOT, job_bounds, task_slots
 
 
 def assert_same_results(ours, ref):
@@ -158,10 +158,10 @@ def test_error_score_raise_raises_the_users_exception(spark, classification):
 
 def test_bytes_shipped_do_not_grow_with_the_number_of_fits(spark):
     X, y = make_classification(n_samples=2000, n_features=10, random_state=0)
-    small = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2).fit(X, y)
-    big = GridSearchCV(LogisticRegression(), {"C": list(np.logspace(-2, 2, 12))}, cv=5).fit(X, y)
+    small = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=5).fit(X, y)
+    big = GridSearchCV(LogisticRegression(), {"C": list(np.logspace(-2, 2, 24))}, cv=5).fit(X, y)
     s, b = small.spark_transfer_, big.spark_transfer_
-    assert (s.n_fits, b.n_fits) == (4, 60)
+    assert (s.n_fits, b.n_fits) == (10, 120)
     # X and y (160 kB) are in the shared store once, whatever the number of fits...
     assert X.nbytes < s.shared_bytes < 2 * X.nbytes
     assert X.nbytes < b.shared_bytes < 2 * X.nbytes
@@ -169,8 +169,30 @@ def test_bytes_shipped_do_not_grow_with_the_number_of_fits(spark):
     assert b.task_bytes / b.n_fits < X.nbytes / 20
     # ... and does not grow with the number of fits in the search.
     assert b.task_bytes / b.n_fits < 1.2 * s.task_bytes / s.n_fits
-    # Per-task shipping (joblibspark's way) would have pickled X sixty times.
-    assert b.total_bytes < 0.1 * b.n_fits * X.nbytes
+
+    # What the Python workers received, measured in the tasks: the store once
+    # per Spark task (a few tasks per slot, not one per fit), and each fit's
+    # own pickle once, in the list of its task's calls (a few bytes each).
+    slots = task_slots(spark)
+    for t in (s, b):
+        n_tasks = min(TASKS_PER_SLOT * slots, t.n_fits)
+        assert t.n_spark_tasks == n_tasks
+        assert t.n_spark_jobs == len(job_bounds(n_tasks))
+        calls = t.worker_bytes - n_tasks * t.shared_bytes
+        assert t.task_bytes < calls < t.task_bytes + 8 * t.n_fits + 32 * n_tasks
+        # Each executor got the store and all the calls once per Spark job.
+        assert t.broadcast_bytes == t.n_spark_jobs * (t.shared_bytes + calls)
+        # Each worker unpickles the store once and then reuses it.
+        assert 1 <= t.store_unpickles <= n_tasks
+    assert b.n_spark_tasks < b.n_fits
+    assert b.store_unpickles < b.n_spark_tasks
+    # 12x the fits: each task received about as much as before (the store
+    # and its own few fits), so the total grows with the tasks, not the fits.
+    per_task_s = s.worker_bytes / s.n_spark_tasks
+    assert b.worker_bytes / b.n_spark_tasks < 1.1 * per_task_s
+    # Shipping the data with every fit (joblibspark's way) would deliver X to
+    # the workers 120 times; here the store went to 16 tasks (4 slots x 4).
+    assert b.worker_bytes < 0.3 * b.n_fits * X.nbytes
 
 
 def test_plain_scikit_learn_search_is_untouched(classification):

@@ -2,7 +2,8 @@
 
 * :class:`GridSearchCV`, :class:`RandomizedSearchCV`, :class:`HalvingGridSearchCV`,
   :class:`HalvingRandomSearchCV`: scikit-learn's searches with every
-  (candidate, split) fit run as a Spark task and the data shipped once.
+  (candidate, split) fit run as a Spark task and the data pickled once per
+  round, not once per fit (``spark_transfer_`` measures what travels).
 * :class:`TimeSeriesCrossValidator`: a pyspark.ml Estimator like
   ``CrossValidator`` that splits on a time column and evaluates folds and
   parameter maps in parallel.

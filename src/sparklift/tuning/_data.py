@@ -1,4 +1,4 @@
-"""Packing search tasks so that the data travels once, not once per task.
+"""Packing search tasks so that the data is pickled once, not once per fit.
 
 A search is many calls ``func(*args, **kwargs)`` that share most of their
 arguments: the same ``X``, ``y``, fit parameters and scorers, and a handful of
@@ -7,10 +7,12 @@ own (what joblib's Spark backend does, batch by batch) copies ``X`` and ``y``
 into every task. Here the calls are pickled *against a shared store*: every
 object that is the same object in several calls, and every large array, is
 replaced in the per-task pickle by a reference (pickle's ``persistent_id``)
-and pickled once into the store. The store becomes one blob shipped once per
-Spark job; a Python worker unpickles it once and keeps it in a small cache
-keyed by its content hash, so later tasks of the same search on that worker
-only unpickle their own few kilobytes.
+and pickled once into the store. The store is serialised once per round on
+the driver; Spark broadcasts it to each executor once per job and hands it to
+a Python worker once per task (a few tasks per task slot, not one per fit;
+see :mod:`._executor`). A Python worker unpickles it only once and keeps it
+in a small cache keyed by its content hash, so later tasks of the same round
+on that worker only unpickle their own few kilobytes.
 
 Nothing here imports pyspark: this module is plain pickling, tested on its own.
 """
@@ -51,7 +53,9 @@ class PackedTasks:
     Attributes
     ----------
     shared : bytes
-        The pickled shared store (data, splits, scorers): shipped once per job.
+        The pickled shared store (data, splits, scorers): serialised once
+        per round, broadcast to each executor once per Spark job and handed
+        to a Python worker once per Spark task.
     key : str
         SHA-256 of ``shared``; workers cache the unpickled store under it.
     payloads : list of bytes
@@ -161,6 +165,11 @@ def pack_calls(calls: Sequence[tuple[Any, tuple, dict]]) -> PackedTasks:
     payloads = [_dumps(call, refs) for call in calls]
     key = hashlib.sha256(shared_blob).hexdigest()
     return PackedTasks(shared=shared_blob, key=key, payloads=payloads)
+
+
+def store_is_cached(key: str) -> bool:
+    """Whether this worker already holds the unpickled store ``key``."""
+    return key in _WORKER_CACHE
 
 
 def load_store(key: str, shared: Any) -> dict[int, Any]:

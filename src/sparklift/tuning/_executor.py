@@ -7,10 +7,22 @@ every task gets a mix of candidates and Spark hands tasks to whichever slot is
 free (dynamic load balancing, as joblib does). There are at most
 :data:`TASKS_PER_SLOT` tasks per task slot: a Python task costs tens of
 milliseconds of scheduling, too much to pay per fit when fits are short,
-while four tasks a slot still balance the load. The shared store and all the
-calls' small pickles travel in one row, cross-joined as a broadcast table:
-the JVM ships it to each executor once per job, and a Python worker
-unpickles the store once per search (see :mod:`._data`).
+while four tasks a slot still balance the load.
+
+How the data travels (measured in :class:`RunStats`):
+
+* the shared store and the calls' small pickles, grouped into one blob per
+  task, are serialised once per round on the driver, into one row;
+* that row is cross-joined as a broadcast table, so each Spark job of the
+  round (at most :data:`MAX_JOBS_PER_ROUND`) broadcasts it to each executor
+  once;
+* the JVM keeps only the task's own blob of calls (``element_at``, before
+  Python sees the row) and hands the whole store plus that blob to a Python
+  worker once per task (``TASKS_PER_SLOT x`` task slots per round) -- the
+  bytes each task received are counted in the task and summed on the driver;
+* a Python worker unpickles the store only when its cache lacks it, which is
+  once per worker per round when Spark reuses its Python workers (the
+  default; see :mod:`._data`).
 
 The calls of one round are split into a few jobs submitted together from
 driver threads, so a progress bar can count finished fits while Spark keeps
@@ -25,6 +37,7 @@ import math
 import pickle
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -36,6 +49,7 @@ from sparklift.tuning._data import (
     PackedTasks,
     load_store,
     run_payload,
+    store_is_cached,
     unpack_outcome,
     unpickling_error,
 )
@@ -43,40 +57,88 @@ from sparklift.tuning._data import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-#: Upper bound on Spark jobs per round: each job re-broadcasts the shared
-#: store, so more jobs mean a finer progress bar but more bytes shipped.
+#: Upper bound on Spark jobs per round: each job broadcasts the shared store
+#: to each executor again, so more jobs mean a finer progress bar but more
+#: bytes moved to the executors.
 MAX_JOBS_PER_ROUND = 4
 
-#: Spark tasks per task slot in a round (see the module docstring).
+#: Spark tasks per task slot in a round (see the module docstring); each task
+#: hands the whole store to its Python worker.
 TASKS_PER_SLOT = 4
 
 #: Spark cannot hold a binary value of 2 GiB or more in one row.
 _MAX_SHARED_BYTES = 2**31 - 2**20
 
-_RESULT_SCHEMA = "id long, outcome binary"
+# One row per call (``id`` >= 0, its pickled outcome), plus one row per task
+# (``id`` -1) with what the task measured: the bytes it was handed and whether
+# its worker had to unpickle the store.
+_RESULT_SCHEMA = "id long, outcome binary, received long, unpickled long"
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """What one round cost in Spark jobs, tasks and bytes.
+
+    Attributes
+    ----------
+    n_jobs : int
+        Spark jobs run; each broadcasts the round's row to each executor.
+    n_tasks : int
+        Spark tasks run (successful attempts); each hands the row to a Python worker.
+    round_bytes : int
+        The round's broadcast row as serialised on the driver: the shared
+        store plus every task's blob of calls.
+    worker_bytes : int
+        Bytes the Python workers received, measured in each task and summed
+        over tasks: the store once per task plus each task's own calls.
+    store_unpickles : int
+        Tasks whose Python worker did not have the store cached and unpickled it.
+    """
+
+    n_jobs: int
+    n_tasks: int
+    round_bytes: int
+    worker_bytes: int
+    store_unpickles: int
 
 
 def _run_partition(n_tasks: int, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    # One row per task: its number, and the round's shared store and calls.
+    # One row per task: its number, the round's shared store and its own calls.
     ids: list[int] = []
     outcomes: list[bytes] = []
+    received: list[int] = []
+    unpickled: list[int] = []
     for batch in batches:
         for row in range(batch.num_rows):
             task = batch.column("task")[row].as_py()
             key = batch.column("key")[row].as_py()
-            # as_buffer: no copy of the store unless this worker lacks it.
+            # as_buffer: a view of what the JVM sent, no copy.
+            shared = batch.column("shared")[row].as_buffer()
+            calls = batch.column("calls")[row].as_buffer()
+            cached = store_is_cached(key)
             try:
-                store = load_store(key, batch.column("shared")[row].as_buffer())
+                store = load_store(key, shared)
             except Exception as exc:
                 raise unpickling_error(exc) from None
-            payloads = pickle.loads(batch.column("calls")[row].as_buffer())
-            for call_id in range(task, len(payloads), n_tasks):
-                outcomes.append(run_payload(payloads[call_id], store))
-                ids.append(call_id)
+            ids.append(-1)
+            outcomes.append(b"")
+            received.append(shared.size + calls.size)
+            unpickled.append(0 if cached else 1)
+            # The task's calls are calls task, task + n_tasks, ... of the round.
+            for index, payload in enumerate(pickle.loads(calls)):
+                outcomes.append(run_payload(payload, store))
+                ids.append(task + index * n_tasks)
+                received.append(0)
+                unpickled.append(0)
     if ids:
         yield pa.RecordBatch.from_arrays(
-            [pa.array(ids, pa.int64()), pa.array(outcomes, pa.binary())],
-            names=["id", "outcome"],
+            [
+                pa.array(ids, pa.int64()),
+                pa.array(outcomes, pa.binary()),
+                pa.array(received, pa.int64()),
+                pa.array(unpickled, pa.int64()),
+            ],
+            names=["id", "outcome", "received", "unpickled"],
         )
 
 
@@ -103,7 +165,17 @@ def _job_frame(spark: SparkSession, tasks: range, n_tasks: int, round_df: DataFr
     from pyspark.sql import functions as F
 
     slots = spark.range(tasks.start, tasks.stop, 1, numPartitions=len(tasks))
-    frame = slots.withColumnRenamed("id", "task").crossJoin(F.broadcast(round_df))
+    # The projection runs in the JVM: a task's Python worker gets its own calls only.
+    frame = (
+        slots.withColumnRenamed("id", "task")
+        .crossJoin(F.broadcast(round_df))
+        .select(
+            "task",
+            "key",
+            "shared",
+            F.element_at("calls", (F.col("task") + 1).cast("int")).alias("calls"),
+        )
+    )
     return map_partitions(frame, functools.partial(_run_partition, n_tasks), _RESULT_SCHEMA)
 
 
@@ -123,7 +195,7 @@ def run_packed(
     progress: Any = None,
     max_jobs: int | None = None,
     n_tasks: int | None = None,
-) -> tuple[list[Any], int]:
+) -> tuple[list[Any], RunStats]:
     """Run packed calls on Spark and return their results in order.
 
     Parameters
@@ -143,8 +215,8 @@ def run_packed(
     -------
     results : list
         One result per call, in call order.
-    n_jobs : int
-        How many Spark jobs ran (each ships the shared store once per executor).
+    stats : RunStats
+        Spark jobs and tasks run, and the bytes the Python workers received.
 
     Raises
     ------
@@ -157,31 +229,38 @@ def run_packed(
             "cannot ship one value of 2 GiB or more. Subsample X or use a smaller "
             "dtype (e.g. float32)."
         )
-    # One row: the store and every call's small pickle; each task picks its own.
-    round_df = spark.createDataFrame(
-        pd.DataFrame(
-            {
-                "key": [packed.key],
-                "shared": [packed.shared],
-                "calls": [pickle.dumps(packed.payloads)],
-            }
-        ),
-        schema="key string, shared binary, calls binary",
-    )
     n_calls = len(packed.payloads)
     if n_tasks is None:
         n_tasks = TASKS_PER_SLOT * task_slots(spark)
     n_tasks = max(1, min(n_tasks, n_calls))
+    # One row: the store, and per task one pickle of its calls (dealt round-robin).
+    calls = [
+        pickle.dumps(packed.payloads[task::n_tasks], protocol=pickle.HIGHEST_PROTOCOL)
+        for task in range(n_tasks)
+    ]
+    round_df = spark.createDataFrame(
+        pd.DataFrame({"key": [packed.key], "shared": [packed.shared], "calls": [calls]}),
+        schema="key string, shared binary, calls array<binary>",
+    )
     bounds = job_bounds(n_tasks, MAX_JOBS_PER_ROUND if max_jobs is None else max_jobs)
     blobs: dict[int, bytes] = {}
+    # Per-task measurements: [tasks, bytes received, store unpickles].
+    measured = [0, 0, 0]
 
     def run_job(start: int, stop: int) -> int:
         frame = _job_frame(spark, range(start, stop), n_tasks, round_df)
         with translate_errors():
             rows = frame.collect()
+        done = 0
         for row in rows:
-            blobs[row["id"]] = row["outcome"]
-        return len(rows)
+            if row["id"] < 0:
+                measured[0] += 1
+                measured[1] += row["received"]
+                measured[2] += row["unpickled"]
+            else:
+                blobs[row["id"]] = row["outcome"]
+                done += 1
+        return done
 
     # All jobs are submitted at once: Spark's FIFO scheduler runs them in order
     # and fills every free slot, while each finished job moves the bar.
@@ -194,7 +273,14 @@ def run_packed(
     missing = sorted(set(range(n_calls)) - set(blobs))
     if missing:  # pragma: no cover - Spark lost rows: never silently
         raise RuntimeError(f"{len(missing)} fits returned no result (first: task {missing[0]})")
-    return [unpack_outcome(blobs[i]) for i in range(n_calls)], len(bounds)
+    stats = RunStats(
+        n_jobs=len(bounds),
+        n_tasks=measured[0],
+        round_bytes=packed.shared_bytes + sum(len(blob) for blob in calls),
+        worker_bytes=measured[1],
+        store_unpickles=measured[2],
+    )
+    return [unpack_outcome(blobs[i]) for i in range(n_calls)], stats
 
 
-__all__: Sequence[str] = ["job_bounds", "run_packed", "task_slots"]
+__all__: Sequence[str] = ["RunStats", "job_bounds", "run_packed", "task_slots"]

@@ -25,11 +25,14 @@ clear message instead of silently running the fits locally.
 Copying ``fit`` instead would fork a 250-line method that changes every
 release.
 
-The data goes once per Spark job (a round is at most
-:data:`~sparklift.tuning._executor.MAX_JOBS_PER_ROUND` jobs), not once per
-task or batch: see :mod:`sparklift.tuning._data`. ``n_jobs`` and
-``pre_dispatch`` are accepted for compatibility and ignored; Spark's task
-slots decide the parallelism.
+The data (X, y, splits, scorers) is serialised once per round on the
+driver, not once per fit: see :mod:`sparklift.tuning._data`. Spark then
+broadcasts it to each executor once per job (a round is at most
+:data:`~sparklift.tuning._executor.MAX_JOBS_PER_ROUND` jobs) and hands it to
+a Python worker once per task (a few tasks per task slot), where it is
+unpickled once per worker; :class:`SparkTransfer` reports each of these.
+``n_jobs`` and ``pre_dispatch`` are accepted for compatibility and ignored;
+Spark's task slots decide the parallelism.
 """
 
 from __future__ import annotations
@@ -68,29 +71,62 @@ _DISPATCHER: contextvars.ContextVar[_SparkDispatcher | None] = contextvars.Conte
 class SparkTransfer:
     """What a search sent to Spark, summed over its rounds.
 
+    The data of a round travels in three steps, each counted here: it is
+    serialised once on the driver (``shared_bytes + task_bytes``), broadcast
+    to each executor once per Spark job (``broadcast_bytes``), and handed by
+    the JVM to a Python worker once per Spark task (``worker_bytes``,
+    measured in the tasks).
+
     Attributes
     ----------
     n_fits : int
-        (candidate, split) fits run as Spark tasks.
+        (candidate, split) fits run.
     n_rounds : int
         Rounds of candidates (1, or one per iteration of successive halving).
     n_spark_jobs : int
-        Spark jobs run; each ships the shared data to each executor once.
+        Spark jobs run; each broadcasts the round's data to each executor.
+    n_spark_tasks : int
+        Spark tasks run (successful attempts), a few per task slot and round;
+        each hands the round's data to a Python worker and runs several fits.
     shared_bytes : int
-        Pickled data, splits and scorers, serialised once per round.
+        The shared store (X, y, fit parameters, splits, scorers), pickled once
+        per round on the driver.
     task_bytes : int
-        Total of the per-fit pickles (estimator clone and parameters).
+        The per-fit pickles (estimator clone and parameters), each pickled
+        once on the driver.
+    broadcast_bytes : int
+        What each executor receives, derived rather than measured: the
+        round's row (store plus the list of every fit's pickle) times the
+        round's Spark jobs. This is per executor: a cluster of E executors
+        moves E times as much (on ``local`` the driver is the executor and
+        nothing crosses a network). Spark may compress the broadcast.
+    worker_bytes : int
+        Bytes delivered to Python workers, measured in the tasks: each task
+        counts the store and fit pickles the JVM handed it, so this is
+        ``n_spark_tasks`` times the round's row. It grows with the number of
+        tasks (task slots), not with the number of fits.
+    store_unpickles : int
+        Tasks that unpickled the store because their Python worker did not
+        have it cached; the others reused it (about one per Python worker and
+        round when Spark reuses workers, its default).
     """
 
     n_fits: int = 0
     n_rounds: int = 0
     n_spark_jobs: int = 0
+    n_spark_tasks: int = 0
     shared_bytes: int = 0
     task_bytes: int = 0
+    broadcast_bytes: int = 0
+    worker_bytes: int = 0
+    store_unpickles: int = 0
 
     @property
     def total_bytes(self) -> int:
-        """Bytes serialised on the driver for the search."""
+        """Bytes serialised on the driver (``shared_bytes + task_bytes``).
+
+        Not what reaches the workers: see ``broadcast_bytes`` and ``worker_bytes``.
+        """
         return self.shared_bytes + self.task_bytes
 
     def as_dict(self) -> dict[str, int]:
@@ -137,15 +173,19 @@ class _SparkDispatcher:
             disable=None if self.verbose <= 0 else False,  # None: only on a terminal
         )
         try:
-            results, n_jobs = run_packed(self.spark, packed, progress=bar)
+            results, stats = run_packed(self.spark, packed, progress=bar)
         finally:
             bar.close()
         t = self.transfer
         t.n_fits += len(calls)
         t.n_rounds += 1
-        t.n_spark_jobs += n_jobs
+        t.n_spark_jobs += stats.n_jobs
+        t.n_spark_tasks += stats.n_tasks
         t.shared_bytes += packed.shared_bytes
         t.task_bytes += packed.task_bytes
+        t.broadcast_bytes += stats.round_bytes * stats.n_jobs
+        t.worker_bytes += stats.worker_bytes
+        t.store_unpickles += stats.store_unpickles
         return results
 
 
@@ -198,7 +238,8 @@ class _SparkSearchMixin:
         self : object
             The fitted search. Besides scikit-learn's attributes it has
             ``spark_transfer_`` (:class:`SparkTransfer`): fits, Spark jobs and
-            bytes shipped.
+            tasks, and the bytes serialised on the driver, broadcast to each
+            executor and delivered to the Python workers.
         """
         dispatcher = _SparkDispatcher(type(self).__name__, int(getattr(self, "verbose", 0)))
         token = _DISPATCHER.set(dispatcher)
