@@ -60,6 +60,22 @@ def test_batch_to_arrays_vectors_zero_copy_and_chunked():
     np.testing.assert_array_equal(offsets2, offsets)
 
 
+def test_batch_to_arrays_vectors_stored_flat_equal_nested():
+    # EM streams multivariate frames flattened (sequences.flat_frames): the same
+    # (X, offsets) as the nested column, also on a sliced batch.
+    rng = np.random.default_rng(1)
+    seqs = [rng.normal(size=(n, 3)) for n in (4, 1, 2, 5)]
+    nested = pa.array([s.tolist() for s in seqs], type=pa.list_(pa.list_(pa.float64())))
+    flat = pa.array([s.ravel().tolist() for s in seqs], type=pa.list_(pa.float64()))
+    for a, b in ((nested, flat), (nested.slice(1, 2), flat.slice(1, 2))):
+        X_nested, off_nested = batch_to_arrays(a, "vector")
+        X_flat, off_flat = batch_to_arrays(b, "vector", dim=3)
+        np.testing.assert_array_equal(X_flat, X_nested)
+        np.testing.assert_array_equal(off_flat, off_nested)
+    with pytest.raises(InvalidInputError, match="not a multiple of its frame dimension 3"):
+        batch_to_arrays(pa.array([[1.0, 2.0, 3.0, 4.0]]), "vector", dim=3)
+
+
 def test_batch_to_arrays_float_and_univariate_vector():
     column = pa.array([[1.5, 2.5], [3.0]], type=pa.list_(pa.float32()))
     for kind in ("float", "vector"):

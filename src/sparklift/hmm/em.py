@@ -40,12 +40,12 @@ _log = logging.getLogger(__name__)
 
 
 def _arrays(
-    batches: Iterator[pa.RecordBatch], col: str, kind: str
+    batches: Iterator[pa.RecordBatch], col: str, kind: str, dim: int | None = None
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray, np.ndarray]]:
     """``(batch, X, offsets)`` for every non-empty Arrow batch of a partition."""
     for batch in batches:
         if batch.num_rows:
-            X, offsets = batch_to_arrays(batch.column(col), kind)
+            X, offsets = batch_to_arrays(batch.column(col), kind, dim)
             yield batch, X, offsets
 
 
@@ -64,13 +64,14 @@ def estep_partition(
     kind: str,
     implementation: str,
     fit_params: str,
+    dim: int | None = None,
 ) -> Any:
     """E-step over one partition: the sum of :func:`core.e_step` over its batches.
 
     Runs on the Spark workers; returns ``None`` for an empty partition.
     """
     total = None
-    for _batch, X, offsets in _arrays(batches, col, kind):
+    for _batch, X, offsets in _arrays(batches, col, kind, dim):
         stats = core.e_step(family, params, X, offsets, implementation, fit_params)
         total = stats if total is None else total + stats
     return total
@@ -85,8 +86,12 @@ def expected_statistics(
     *,
     implementation: str,
     fit_params: str,
+    dim: int | None = None,
 ) -> Any:
     """One distributed E-step: the summed :class:`core.Stats` of every sequence.
+
+    ``dim``: the frame dimension when ``col`` holds vectors stored flat
+    (:func:`sparklift.hmm.sequences.flat_frames`).
 
     Raises
     ------
@@ -101,6 +106,7 @@ def expected_statistics(
         kind=kind,
         implementation=implementation,
         fit_params=fit_params,
+        dim=dim,
     )
     stats = map_reduce(data, fn)
     if stats is None:
@@ -225,6 +231,7 @@ def run_em(
     progress: bool | None = None,
     checkpoint: Checkpoint | None = None,
     desc: str = "EM",
+    dim: int | None = None,
 ) -> tuple[dict[str, np.ndarray], Any]:
     """Fit by EM from ``params`` on the (cached) sequence column ``col`` of ``data``.
 
@@ -254,6 +261,9 @@ def run_em(
         Save after every iteration; resume from a saved one.
     desc : str
         Label of the progress bar.
+    dim : int, optional
+        Frame dimension when ``col`` holds vectors stored flat
+        (:func:`sparklift.hmm.sequences.flat_frames`).
 
     Returns
     -------
@@ -289,6 +299,7 @@ def run_em(
                 params,
                 implementation=implementation,
                 fit_params=fit_params,
+                dim=dim,
             )
             # hmmlearn's order: M-step before the convergence check (n_iter=1 still updates).
             params = core.m_step(family, params, stats, fit_params, startprob_prior, transmat_prior)

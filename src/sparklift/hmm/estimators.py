@@ -35,7 +35,7 @@ from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
 from sparklift._spark import map_partitions, map_reduce, translate_errors
 from sparklift.errors import InvalidInputError, ModelFormatError, NotFittedError
 from sparklift.hmm import core, em, emissions, persistence
-from sparklift.hmm.sequences import sample_frames, validate_sequences
+from sparklift.hmm.sequences import flat_frames, sample_frames, validate_sequences
 
 # --------------------------------------------------------------------------- converters
 
@@ -747,7 +747,6 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
             )
         else:  # every emission parameter comes from init_model: no sample to draw
             X_sample = np.empty((0, summary.n_features), dtype=np.int64 if kind == "int" else float)
-        checkpoint_dir = get("checkpoint_dir") if self.isSet("checkpoint_dir") else None
         fingerprint = {
             "class": type(self).__name__,
             "hyper": hyper,
@@ -762,6 +761,51 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
             "data": [summary.n_sequences, summary.n_frames, summary.n_features],
             "init_model": _digest_arrays(base_params),
         }
+        # EM iterates over the frames stored flat (cheaper to stream to Python every
+        # iteration); the nested cache is released once the flat one is filled.
+        em_data, dim = flat_frames(data, col, kind, hyper["n_features"])
+        if dim is not None:
+            em_data = em_data.cache()
+            em_data.write.format("noop").mode("overwrite").save()  # fill it, then free the other
+            data.unpersist()
+        try:
+            return self._run_restarts(
+                em_data,
+                col,
+                kind,
+                dim,
+                family,
+                hyper,
+                X_sample,
+                base_params,
+                n_components,
+                fingerprint,
+                needs_data,
+                random_state,
+            )
+        finally:
+            if dim is not None:
+                em_data.unpersist()
+
+    def _run_restarts(
+        self,
+        data: Any,
+        col: str,
+        kind: str,
+        dim: int | None,
+        family: Any,
+        hyper: dict[str, Any],
+        X_sample: np.ndarray,
+        base_params: dict[str, np.ndarray] | None,
+        n_components: int,
+        fingerprint: dict[str, Any],
+        needs_data: bool,
+        random_state: int | None,
+    ) -> _HMMModel:
+        get = self.getOrDefault
+        init_params = get("init_params")
+        update_params = get("update_params")
+        checkpoint_dir = get("checkpoint_dir") if self.isSet("checkpoint_dir") else None
         n_init = get("n_init")
         best = None
         for k, seed in enumerate(_restart_seeds(random_state, n_init)):
@@ -805,6 +849,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
                 checkpoint=checkpoint,
                 desc=f"{type(self).__name__} EM"
                 + (f" (restart {k + 1}/{n_init})" if n_init > 1 else ""),
+                dim=dim,
             )
             score = monitor.history[-1] if monitor.history else -np.inf
             if best is None or score > best[0]:
