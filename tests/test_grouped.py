@@ -137,6 +137,44 @@ def test_failed_group_does_not_fail_the_others_and_cogroup_matches(spark):
         grouped.get_model("c")
 
 
+def test_null_features_fail_their_group_with_a_count_and_predict_on_null(spark):
+    pdf = make_groups(2)
+    rows_b = pdf.index[pdf.store == "b"][:3]
+    pdf["x1"] = pdf["x1"].astype(object)
+    pdf.loc[rows_b, "x1"] = None  # three nulls in group b
+    df = spark.createDataFrame(
+        pdf, "id long, x0 double, x1 double, x2 double, y double, label long, store string"
+    )
+    with pytest.warns(GroupFitWarning, match="1 of 4 groups failed") as record:
+        grouped = fit_per_group(df, "store", LinearRegression(), FEATURES, "y")
+    assert record[0].message.count == 1
+    failed = grouped.failed_groups()
+    assert list(failed["store"]) == ["b"]
+    assert "feature column 'x1' has 3 null values" in failed["error"][0]
+    clean = pdf[pdf.store != "b"].astype({"x1": float})
+    reference = local_fit(clean, LinearRegression, "y")
+    for g, model in reference.items():
+        np.testing.assert_allclose(grouped.get_model(g).coef_, model.coef_, rtol=1e-12)
+    # Scoring: rows with null features are refused with a count, or get null when asked.
+    ok = df.where("store != 'b'").union(df.where("store = 'b'").na.drop())
+    with pytest.warns(UnknownGroupWarning):
+        collect(grouped.predict(ok))
+    # (the task that meets them counts the nulls of its partition, without a pre-pass)
+    with (
+        pytest.warns(UnknownGroupWarning),
+        pytest.raises(InvalidInputError, match=r"'x1' has null values in [123] rows"),
+    ):
+        collect(grouped.predict(df.where("store = 'a'").union(df.where("x1 is null"))))
+    with pytest.warns(UnknownGroupWarning):
+        got = collect(grouped.predict(df, on_null="null"))
+    assert got.loc[got.x1.isna(), "prediction"].isna().all()
+    a = (got.store == "a").to_numpy()
+    np.testing.assert_array_equal(
+        got.loc[a, "prediction"].to_numpy(),
+        reference["a"].predict(np.ascontiguousarray(got.loc[a, FEATURES].to_numpy(float))),
+    )
+
+
 def test_limits_and_bad_input(spark, tmp_path):
     pdf = make_groups(2, n_per_group=10)
     pdf.loc[pdf.store == "b", "store"] = "a"  # group 'a' now has 20 rows

@@ -135,7 +135,15 @@ def _fit_one(table: pa.Table, spec: _FitSpec) -> tuple[Any, ...]:
         # C order, as a user's own matrix usually is; BLAS rounds Fortran order differently.
         X = np.empty((n, len(spec.feature_cols)), dtype=np.float64)
         for j, name in enumerate(spec.feature_cols):
-            X[:, j] = np.asarray(table.column(name).to_numpy(), dtype=np.float64)
+            column = table.column(name)
+            if column.null_count:
+                # A null is not a NaN: estimators that accept NaN would otherwise
+                # learn from a value the data never held.
+                raise InvalidInputError(
+                    f"feature column '{name}' has {column.null_count} null values in this "
+                    "group; drop or fill them first"
+                )
+            X[:, j] = np.asarray(column.to_numpy(), dtype=np.float64)
         args = [X]
         if spec.label_col is not None:
             y = table.column(spec.label_col)
