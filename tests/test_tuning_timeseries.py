@@ -98,6 +98,7 @@ def test_build_folds_refuses_empty_or_overrunning_windows(kwargs, message):
 # --- Spark ------------------------------------------------------------------
 
 
+@pytest.mark.smoke  # fidelity in every mode, Connect included
 def test_metrics_equal_a_sequential_loop(spark):
     from pyspark.ml.evaluation import RegressionEvaluator
 
