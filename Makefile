@@ -1,5 +1,6 @@
 # The two commands: `make demo` and `make test`. Both create .venv and install
 # what they need with pip; nothing else has to be set up by hand.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -48,8 +49,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(VENV)/bin/mypy src/sparklift/hmm/kernels.py src/sparklift/hmm/emissions.py
 
+# Each script's output (without Spark's start-up chatter) is kept in
+# benchmarks/results/<name>.log, the files docs/benchmarks.md quotes.
+BENCH_NOISE := log4j|setLogLevel|Setting Spark log level|netlib-|WARN NativeCodeLoader
 bench: $(STAMP)
-	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@set -o pipefail; for script in benchmarks/bench_*.py; do \
+	  name=$$(basename $$script .py); name=$${name#bench_}; log=benchmarks/results/$$name.log; \
+	  echo "== $$script -> $$log"; \
+	  { echo "\$$ $(PY) $$script"; $(PY) $$script 2>&1 | grep -Ev '$(BENCH_NOISE)'; } | tee $$log || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .mypy_cache demo-output bench-output spark-warehouse
