@@ -51,7 +51,7 @@ lint: $(STAMP)
 
 # Each script's output (without Spark's start-up chatter) is kept in
 # benchmarks/results/<name>.log, the files docs/benchmarks.md quotes.
-BENCH_NOISE := log4j|setLogLevel|Setting Spark log level|netlib-|WARN NativeCodeLoader
+BENCH_NOISE := log4j|setLogLevel|Setting (Spark|default) log level|netlib-| WARN |WARNING: Using incubator
 bench: $(STAMP)
 	@set -o pipefail; for script in benchmarks/bench_*.py; do \
 	  name=$$(basename $$script .py); name=$${name#bench_}; log=benchmarks/results/$$name.log; \

@@ -545,13 +545,29 @@ def _self_command(*extra: str) -> list[str]:
     return [sys.executable, os.path.abspath(__file__), *extra]
 
 
+def _peak_kib() -> int:
+    """This process's peak resident memory in KiB.
+
+    Linux's VmHWM belongs to the process image, so it starts afresh at exec;
+    ``ru_maxrss`` does not: a child started with subprocess reports at least its
+    parent's resident size at the fork.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _rss_partial(batches: Any) -> Any:
     from sparklift.hmm.sequences import batch_to_arrays  # noqa: F401  (same imports as EM)
 
     for _ in batches:
         pass
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return [(os.getpid(), peak_kib)]
+    return [(os.getpid(), _peak_kib())]
 
 
 def child_memory(args: argparse.Namespace) -> None:
@@ -575,7 +591,7 @@ def child_memory(args: argparse.Namespace) -> None:
     print(
         json.dumps(
             {
-                "driver_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "driver_kib": _peak_kib(),
                 "workers_kib": sorted(dict(workers).values()),
             }
         )
