@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import time
 
 import numpy as np
@@ -43,6 +44,26 @@ def _data(spark, n_days: int, per_day: int):
     )
     assembler = VectorAssembler(inputCols=["x1", "x2", "x3"], outputCol="features")
     return assembler.transform(df).select("day", "features", "label").cache()
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc), else None."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _jvm_pid(spark) -> int | None:
+    # The local driver JVM that py4j started (a benchmark may look; library code may not).
+    try:
+        return int(spark.sparkContext._gateway.proc.pid)
+    except Exception:
+        return None
 
 
 def main() -> None:
@@ -82,9 +103,14 @@ def main() -> None:
             gap=1,
             parallelism=parallelism,
         )
+        cpu0 = _cpu_seconds(jvm)
         start = time.perf_counter()
         model = cv.fit(df)
-        return time.perf_counter() - start, model
+        seconds = time.perf_counter() - start
+        cpu1 = _cpu_seconds(jvm)
+        return seconds, model, None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+
+    jvm = _jvm_pid(spark)
 
     run(2)  # warm-up: JIT, caches, Python workers
     # Alternating runs: load drifts on a shared machine, and whichever ran first
@@ -99,10 +125,17 @@ def main() -> None:
         np.allclose(s[1].foldMetrics, p[1].foldMetrics, rtol=1e-9)
         for s, p in zip(seq_runs, par_runs, strict=True)
     )
-    print(f"\n{'parallelism':<14} {'best s':>8} {'median s':>9}  runs (s)")
-    for name, times in (("1 (in turn)", t_seq), ("4", t_par)):
+    print(f"\n{'parallelism':<14} {'best s':>8} {'median s':>9} {'JVM cores':>10}  runs (s)")
+    for name, runs_ in (("1 (in turn)", seq_runs), ("4", par_runs)):
+        times = [r[0] for r in runs_]
+        busy = [r[2] / r[0] for r in runs_ if r[2] is not None]
+        jvm_cores = f"{np.median(busy):.2f}" if busy else "-"
         runs = ", ".join(f"{t:.2f}" for t in times)
-        print(f"{name:<14} {min(times):8.2f} {np.median(times):9.2f}  {runs}")
+        print(f"{name:<14} {min(times):8.2f} {np.median(times):9.2f} {jvm_cores:>10}  {runs}")
+    print(
+        "JVM cores: the driver JVM's CPU seconds (it runs the executors too in local mode) "
+        "per wall second, median over the runs."
+    )
     print(
         f"\nspeed-up {min(t_seq) / min(t_par):.2f}x best of {args.repeats}, "
         f"{np.median(t_seq) / np.median(t_par):.2f}x median (target >= 1.6x); "
