@@ -137,6 +137,8 @@ def test_failed_group_does_not_fail_the_others_and_cogroup_matches(spark):
         grouped.get_model("c")
 
 
+# pyspark warns when toPandas meets the (expected) task error mid-way.
+@pytest.mark.filterwarnings("ignore:toPandas attempted Arrow optimization:UserWarning")
 def test_null_features_fail_their_group_with_a_count_and_predict_on_null(spark):
     pdf = make_groups(2)
     rows_b = pdf.index[pdf.store == "b"][:3]
