@@ -29,10 +29,11 @@ Spark's ``CrossValidator`` parallelises parameter maps within a fold and runs
 folds one after another. Here every (fold, parameter map) pair is one unit of
 work, and up to ``parallelism`` of them run at once as Spark jobs from driver
 threads (the way pyspark's ``CrossValidator`` parallelises, so it works on
-Spark Connect too). Each fold's training and validation data are cached the
-first time they are used and unpersisted when the last of that fold's
-parameter maps is done; work is submitted fold by fold, so only about
-``parallelism / len(estimatorParamMaps)`` folds are cached at once.
+Spark Connect too). The dataset, with its time-point index, is cached once
+for the whole search and every fold's windows are filters over that cache:
+one copy of the data in memory however many folds there are (expanding
+training windows overlap almost entirely), the source read and the index
+computed once, and no per-fold caching job.
 
 After the search, ``bestModel`` is refitted on the whole dataset with the best
 parameter map, as ``CrossValidator`` does.
@@ -42,7 +43,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import threading
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -498,47 +498,30 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
     def _fit(self, dataset: DataFrame) -> TimeSeriesCrossValidatorModel:
         self._check_params(dataset)
         self._cached_index: DataFrame | None = None
+        self._cached_indexed: DataFrame | None = None
         try:
             return self._fit_folds(dataset)
         finally:
-            if self._cached_index is not None:
-                self._cached_index.unpersist()
-                self._cached_index = None
+            for name in ("_cached_indexed", "_cached_index"):
+                frame = getattr(self, name)
+                if frame is not None:
+                    frame.unpersist()
+                    setattr(self, name, None)
 
     def _fit_folds(self, dataset: DataFrame) -> TimeSeriesCrossValidatorModel:
         est, epm, eva = self.getEstimator(), self.getEstimatorParamMaps(), self.getEvaluator()
         indexed, folds, bounds = self._indexed(dataset)
+        # One cache for every fold: the windows below are filters over it.
+        indexed = self._cached_indexed = indexed.cache()
         self._check_classes(indexed, folds, bounds)
         n_folds, n_maps = len(folds), len(epm)
         collect = self.getCollectSubModels()
 
-        lock = threading.Lock()
-        frames: dict[int, tuple[DataFrame, DataFrame]] = {}
-        remaining = [n_maps] * n_folds
-
-        def fold_frames(f: int) -> tuple[DataFrame, DataFrame]:
-            with lock:
-                if f not in frames:
-                    frames[f] = (
-                        self._window(indexed, folds[f].train).cache(),
-                        self._window(indexed, folds[f].validation).cache(),
-                    )
-                return frames[f]
-
-        def release(f: int) -> None:
-            with lock:
-                remaining[f] -= 1
-                if remaining[f] == 0 and f in frames:
-                    for frame in frames.pop(f):
-                        frame.unpersist()
-
         def evaluate(f: int, j: int) -> tuple[int, int, float, Any]:
-            train, validation = fold_frames(f)
-            try:
-                model = est.fit(train, epm[j])
-                metric = float(eva.evaluate(model.transform(validation, epm[j])))
-            finally:
-                release(f)
+            train = self._window(indexed, folds[f].train)
+            validation = self._window(indexed, folds[f].validation)
+            model = est.fit(train, epm[j])
+            metric = float(eva.evaluate(model.transform(validation, epm[j])))
             return f, j, metric, model if collect else None
 
         metrics = np.full((n_folds, n_maps), np.nan)
@@ -552,9 +535,6 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
                 for fut in pending:
                     fut.cancel()
                 wait(pending)
-                for frame_pair in list(frames.values()):
-                    for frame in frame_pair:
-                        frame.unpersist()
                 raise failed[0].exception()  # type: ignore[misc]
             for fut in futures:
                 f, j, metric, model = fut.result()
