@@ -21,9 +21,11 @@ NPZ written by the driver, on Spark Classic and Connect alike.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 import warnings
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,6 +38,28 @@ from sparklift._spark import map_partitions, map_reduce, translate_errors
 from sparklift.errors import InvalidInputError, ModelFormatError, NotFittedError
 from sparklift.hmm import core, em, emissions, persistence
 from sparklift.hmm.sequences import flat_frames, sample_frames, validate_sequences
+
+
+@contextlib.contextmanager
+def _em_frames(data: Any, col: str, kind: str, n_features: int) -> Iterator[tuple[Any, int | None]]:
+    """The cached data EM iterates over, and the frame ``dim`` if stored flat.
+
+    Multivariate frames are cached once more, flattened (see
+    :func:`sparklift.hmm.sequences.flat_frames`), and the nested cache
+    released; the flat cache is released on exit.
+    """
+    em_data, dim = flat_frames(data, col, kind, n_features)
+    if dim is None:
+        yield data, None
+        return
+    em_data = em_data.cache()
+    try:
+        em_data.write.format("noop").mode("overwrite").save()  # fill it, then free the other
+        data.unpersist()
+        yield em_data, dim
+    finally:
+        em_data.unpersist()
+
 
 # --------------------------------------------------------------------------- converters
 
@@ -761,99 +785,58 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
             "data": [summary.n_sequences, summary.n_frames, summary.n_features],
             "init_model": _digest_arrays(base_params),
         }
-        # EM iterates over the frames stored flat (cheaper to stream to Python every
-        # iteration); the nested cache is released once the flat one is filled.
-        em_data, dim = flat_frames(data, col, kind, hyper["n_features"])
-        if dim is not None:
-            em_data = em_data.cache()
-            em_data.write.format("noop").mode("overwrite").save()  # fill it, then free the other
-            data.unpersist()
-        try:
-            return self._run_restarts(
-                em_data,
-                col,
-                kind,
-                dim,
-                family,
-                hyper,
-                X_sample,
-                base_params,
-                n_components,
-                fingerprint,
-                needs_data,
-                random_state,
-            )
-        finally:
-            if dim is not None:
-                em_data.unpersist()
-
-    def _run_restarts(
-        self,
-        data: Any,
-        col: str,
-        kind: str,
-        dim: int | None,
-        family: Any,
-        hyper: dict[str, Any],
-        X_sample: np.ndarray,
-        base_params: dict[str, np.ndarray] | None,
-        n_components: int,
-        fingerprint: dict[str, Any],
-        needs_data: bool,
-        random_state: int | None,
-    ) -> _HMMModel:
-        get = self.getOrDefault
-        init_params = get("init_params")
-        update_params = get("update_params")
         checkpoint_dir = get("checkpoint_dir") if self.isSet("checkpoint_dir") else None
         n_init = get("n_init")
         best = None
-        for k, seed in enumerate(_restart_seeds(random_state, n_init)):
-            with warnings.catch_warnings():
-                if not needs_data:  # statistics of the empty sample are computed but unused
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                params0 = core.init_params(
-                    family, n_components, X_sample, init_params, seed, base_params=base_params
-                )
-            if base_params is not None:
-                try:
-                    core.check_params(family, params0)
-                except ValueError as exc:
-                    raise InvalidInputError(
-                        f"init_model's parameters do not fit this estimator and data: {exc}"
-                    ) from None
-            checkpoint = None
-            if checkpoint_dir is not None:
-                import posixpath
+        # EM iterates over the frames stored flat (cheaper to stream to Python every
+        # iteration); the nested cache is released once the flat one is filled.
+        with _em_frames(data, col, kind, hyper["n_features"]) as (em_data, dim):
+            for k, seed in enumerate(_restart_seeds(random_state, n_init)):
+                with warnings.catch_warnings():
+                    if not needs_data:  # statistics of the empty sample are computed but unused
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                    params0 = core.init_params(
+                        family, n_components, X_sample, init_params, seed, base_params=base_params
+                    )
+                if base_params is not None:
+                    try:
+                        core.check_params(family, params0)
+                    except ValueError as exc:
+                        raise InvalidInputError(
+                            f"init_model's parameters do not fit this estimator and data: {exc}"
+                        ) from None
+                checkpoint = None
+                if checkpoint_dir is not None:
+                    import posixpath
 
-                checkpoint = em.Checkpoint(
-                    posixpath.join(checkpoint_dir, f"restart-{k}")
-                    if n_init > 1
-                    else checkpoint_dir,
-                    {**fingerprint, "restart": k, "n_init": n_init},
+                    checkpoint = em.Checkpoint(
+                        posixpath.join(checkpoint_dir, f"restart-{k}")
+                        if n_init > 1
+                        else checkpoint_dir,
+                        {**fingerprint, "restart": k, "n_init": n_init},
+                    )
+                params, monitor = em.run_em(
+                    em_data,
+                    col,
+                    kind,
+                    family,
+                    params0,
+                    n_iter=get("n_iter"),
+                    tol=get("tol"),
+                    implementation=get("implementation"),
+                    fit_params=update_params,
+                    startprob_prior=np.asarray(get("startprob_prior"), dtype=float),
+                    transmat_prior=np.asarray(get("transmat_prior"), dtype=float),
+                    verbose=get("verbose"),
+                    progress=get("progress") if self.isSet("progress") else None,
+                    checkpoint=checkpoint,
+                    desc=f"{type(self).__name__} EM"
+                    + (f" (restart {k + 1}/{n_init})" if n_init > 1 else ""),
+                    dim=dim,
                 )
-            params, monitor = em.run_em(
-                data,
-                col,
-                kind,
-                family,
-                params0,
-                n_iter=get("n_iter"),
-                tol=get("tol"),
-                implementation=get("implementation"),
-                fit_params=update_params,
-                startprob_prior=np.asarray(get("startprob_prior"), dtype=float),
-                transmat_prior=np.asarray(get("transmat_prior"), dtype=float),
-                verbose=get("verbose"),
-                progress=get("progress") if self.isSet("progress") else None,
-                checkpoint=checkpoint,
-                desc=f"{type(self).__name__} EM"
-                + (f" (restart {k + 1}/{n_init})" if n_init > 1 else ""),
-                dim=dim,
-            )
-            score = monitor.history[-1] if monitor.history else -np.inf
-            if best is None or score > best[0]:
-                best = (score, params, monitor)
+                score = monitor.history[-1] if monitor.history else -np.inf
+                if best is None or score > best[0]:
+                    best = (score, params, monitor)
         assert best is not None
         model = self._model_cls()
         self._copyValues(model)
