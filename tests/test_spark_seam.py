@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from sparklift import _spark
 from sparklift._spark import decode_error, is_connect, map_partitions, map_reduce
 from sparklift.errors import InvalidInputError
 
@@ -83,6 +85,29 @@ def test_map_partitions_declared_schema(spark):
     out = map_partitions(df, double_it, "id long, y double")
     rows = sorted(out.collect())
     assert [r.y for r in rows] == [2.0 * i for i in range(50)]
+
+
+def _frozen_in_worker(batches):
+    for _ in batches:
+        pass
+    return np.array([gc.get_freeze_count()])
+
+
+def test_workers_freeze_long_lived_objects(spark, monkeypatch):
+    # In the driver: the first call freezes, a second one (no new modules) does not.
+    monkeypatch.setattr(_spark, "_frozen_at_modules", 0)
+    calls = []
+    monkeypatch.setattr(_spark.gc, "freeze", lambda: calls.append(1))
+    _spark.task_done()
+    _spark.task_done()
+    assert calls == [1]
+    # In the workers: after one sparklift task, a reused worker's later
+    # collections skip its modules and classes (pyspark's daemon runs a full
+    # gc.collect() after every task; pyspark itself never freezes).
+    df = spark.range(0, 40, numPartitions=4).selectExpr("cast(id as double) x")
+    map_reduce(df, _sum_and_count)
+    (frozen,) = map_reduce(df, _frozen_in_worker, combine=np.maximum)
+    assert frozen > 10_000  # the modules, classes and functions of pyspark, numpy, pyarrow
 
 
 def test_task_failing_once_is_retried(spark, tmp_path):

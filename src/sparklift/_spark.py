@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import operator
 import pickle
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -62,6 +64,32 @@ def _encode_error(exc: SparkliftError) -> RuntimeError:
     # The worker's exception text reaches the driver inside Spark's own error
     # message; markers let the driver find it and raise the original class.
     return RuntimeError(f"{_ERROR_OPEN}{type(exc).__name__}]{exc}[/sparklift-error]")
+
+
+#: ``len(sys.modules)`` when this Python worker last froze its long-lived objects.
+_frozen_at_modules = 0
+
+
+def task_done() -> None:
+    """Keep this Python worker's long-lived objects out of the cyclic GC's way.
+
+    Called by every sparklift task function when its partition is done.
+    pyspark's daemon runs a full ``gc.collect()`` after every task of a reused
+    worker; with scikit-learn, pandas and pyarrow imported that walks about
+    150,000 objects: ~70 ms per task on a 2-core machine, about as much as
+    fitting 3 small forests. Once per worker (and again only when a task
+    imported new modules), this collects and then ``gc.freeze()``-s the
+    survivors: modules, classes, functions and cached models, which live as
+    long as the worker. Later collections skip them and take well under a
+    millisecond. Frozen objects are still freed by reference counting as
+    usual; only a reference cycle among them that became garbage later would
+    stay until the worker exits.
+    """
+    global _frozen_at_modules
+    if len(sys.modules) != _frozen_at_modules:
+        gc.collect()
+        gc.freeze()
+        _frozen_at_modules = len(sys.modules)
 
 
 def _guard(fn: Callable[..., T]) -> Callable[..., T]:
@@ -106,6 +134,7 @@ def _run_partition(fn: PartitionFn) -> BatchesFn:
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         partial = guarded(batches)
+        task_done()
         if partial is None:
             return
         payload = pickle.dumps(partial, protocol=pickle.HIGHEST_PROTOCOL)
@@ -186,6 +215,7 @@ def map_partitions(
             yield from batches_fn(batches)
         except SparkliftError as exc:
             raise _encode_error(exc) from None
+        task_done()
 
     return df.mapInArrow(run, schema)
 
@@ -236,6 +266,7 @@ def map_columns(
             yield from arrays_fn(items)
         except SparkliftError as exc:
             raise _encode_error(exc) from None
+        task_done()
 
     with warnings.catch_warnings():
         # pyspark prefers type hints to the explicit UDF type; ours are

@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparklift import _serialize
-from sparklift._spark import map_partitions, translate_errors
+from sparklift._spark import map_partitions, task_done, translate_errors
 from sparklift.errors import (
     CountedWarning,
     InvalidInputError,
@@ -821,7 +821,9 @@ class GroupedModel:
         )
 
         def fn(data: pa.Table, models: pa.Table) -> pa.Table:
-            return score(data, models)
+            out = score(data, models)
+            task_done()  # called per group here; cheap once the worker has frozen
+            return out
 
         models = self.models.select(self.group_col, "model")
         grouped = df.groupBy(self.group_col).cogroup(models.groupBy(self.group_col))
