@@ -1,4 +1,4 @@
-"""The sparklift command: --version, info, --help."""
+"""The sparklift command: --version, info, --help, and errors as one line."""
 
 from __future__ import annotations
 
@@ -45,3 +45,34 @@ def test_help_everywhere(capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "usage: sparklift" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["predict", "tune", "hmm"])
+def test_unreadable_input_is_one_clear_line(spark, tmp_path, capsys, monkeypatch, command):
+    # A file that exists but is not Parquet: Spark (or Arrow) refuses it deep
+    # inside; the command says so in one line and exits 1, no traceback.
+    from sklearn.linear_model import LinearRegression
+
+    from sparklift.inference import save_model
+
+    monkeypatch.delenv("SPARKLIFT_TRACEBACK", raising=False)
+    bad = tmp_path / "broken.parquet"
+    bad.write_text("this is not a parquet file\n")
+    model = str(tmp_path / "model.skops")
+    save_model(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), model)
+    out = str(tmp_path / "out")
+    argv = {
+        "predict": ["predict", "--model", model, "--input", str(bad), "--output", out],
+        "tune": [
+            "tune", str(bad), "--label", "y", "--grid", "{}",
+            "--estimator", "sklearn.linear_model.LinearRegression",
+        ],
+        "hmm": ["hmm", "fit", str(bad), "-o", out, "--n-components", "2", "--no-progress"],
+    }[command]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("sparklift: error: "), err
+    assert "Traceback" not in "\n".join(err)
+    assert len(err) == 2
+    assert "SPARKLIFT_TRACEBACK=1" in err[1]
+    assert not (tmp_path / "out").exists()

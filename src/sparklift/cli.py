@@ -86,6 +86,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SparkliftError, JavaNotFoundError, FileNotFoundError) as exc:
         print(f"sparklift: error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        # Spark or Arrow refusing the user's data (a file that is not Parquet, a
+        # path Spark cannot read, a write conflict) is an input error, not a
+        # crash: one line, exit status 1. SPARKLIFT_TRACEBACK=1 shows it all.
+        if os.environ.get("SPARKLIFT_TRACEBACK") or not _is_data_error(exc):
+            raise
+        print(f"sparklift: error: {_short_message(exc)}", file=sys.stderr)
+        print("(set SPARKLIFT_TRACEBACK=1 for the full traceback)", file=sys.stderr)
+        return 1
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """Whether ``exc`` came from Spark, py4j or Arrow handling the data (not from a bug)."""
+    kinds: list[type] = [OSError]
+    for module, name in (
+        ("pyspark.errors", "PySparkException"),
+        ("py4j.protocol", "Py4JJavaError"),
+        ("pyarrow", "ArrowException"),
+    ):
+        try:
+            kinds.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):  # pragma: no cover - optional layers
+            continue
+    return isinstance(exc, tuple(kinds))
+
+
+def _short_message(exc: BaseException, limit: int = 500) -> str:
+    """The first meaningful line of an error, without the JVM's stack trace."""
+    java = getattr(exc, "java_exception", None)
+    text = str(java) if java is not None else str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # py4j's own first line ("An error occurred while calling o42.parquet.") says nothing.
+    lines = [line for line in lines if not line.startswith("An error occurred while calling")]
+    message = lines[0].lstrip(": ") if lines else type(exc).__name__
+    if len(message) > limit:
+        message = message[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {message}"
 
 
 if __name__ == "__main__":
