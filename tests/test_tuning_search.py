@@ -22,6 +22,7 @@ from sparklift.errors import SparkliftError
 from sparklift.tuning import (
     GridSearchCV,
     HalvingGridSearchCV,
+    HalvingRandomSearchCV,
     RandomizedSearchCV,
 )
 from sparklift.tuning._data import load_store, pack_calls, run_payload, unpack_outcome
@@ -102,18 +103,35 @@ def test_group_splitter_pipeline_and_sample_weight(spark, classification):
     assert_same_results(ours, ref)
 
 
-def test_halving_grid_search_equals_scikit_learn(spark, classification):
+@pytest.mark.parametrize(
+    ("ours_cls", "ref_cls", "space"),
+    [
+        (
+            HalvingGridSearchCV,
+            skms.HalvingGridSearchCV,
+            {"param_grid": {"max_depth": [1, 2, 3, 4, 6, 8], "min_samples_leaf": [1, 5]}},
+        ),
+        (
+            HalvingRandomSearchCV,
+            skms.HalvingRandomSearchCV,
+            {
+                "param_distributions": {
+                    "max_depth": list(range(1, 9)),
+                    "min_samples_leaf": [1, 2, 5, 10],
+                },
+                "n_candidates": 9,
+            },
+        ),
+    ],
+    ids=["grid", "random"],
+)
+def test_halving_search_equals_scikit_learn(spark, classification, ours_cls, ref_cls, space):
     X, y = classification
-    kwargs = {
-        "param_grid": {"max_depth": [1, 2, 3, 4, 6, 8], "min_samples_leaf": [1, 5]},
-        "factor": 3,
-        "cv": 3,
-        "random_state": 0,
-    }
-    ours = HalvingGridSearchCV(DecisionTreeClassifier(random_state=0), **kwargs).fit(X, y)
-    ref = skms.HalvingGridSearchCV(DecisionTreeClassifier(random_state=0), **kwargs).fit(X, y)
+    kwargs = {**space, "factor": 3, "cv": 3, "random_state": 0}
+    ours = ours_cls(DecisionTreeClassifier(random_state=0), **kwargs).fit(X, y)
+    ref = ref_cls(DecisionTreeClassifier(random_state=0), **kwargs).fit(X, y)
     assert_same_results(ours, ref)
-    assert ours.n_iterations_ == ref.n_iterations_
+    assert ours.n_iterations_ == ref.n_iterations_ > 1
     assert ours.spark_transfer_.n_rounds == ref.n_iterations_
 
 
