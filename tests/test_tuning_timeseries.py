@@ -98,6 +98,29 @@ def test_build_folds_refuses_empty_or_overrunning_windows(kwargs, message):
 # --- Spark ------------------------------------------------------------------
 
 
+def test_setters_match_the_constructor():
+    values = {
+        "timeCol": "t",
+        "numFolds": 5,
+        "cutoffs": ["2024-01-10"],
+        "horizon": 3,
+        "gap": 2,
+        "windowType": "sliding",
+        "trainWindow": 7,
+        "seriesIdCols": ["store"],
+        "parallelism": 4,
+        "collectSubModels": True,
+        "seed": 11,
+    }
+    built = TimeSeriesCrossValidator(**values)
+    chained = TimeSeriesCrossValidator()
+    for name, value in values.items():
+        returned = getattr(chained, "set" + name[0].upper() + name[1:])(value)
+        assert returned is chained
+    for name, value in values.items():
+        assert chained.getOrDefault(name) == built.getOrDefault(name) == value
+
+
 @pytest.mark.smoke  # fidelity in every mode, Connect included
 def test_metrics_equal_a_sequential_loop(spark):
     from pyspark.ml.evaluation import RegressionEvaluator
@@ -243,6 +266,78 @@ def test_empty_time_window_is_a_clear_error(spark):
     cv = cv.copy().setParams(numFolds=1, cutoffs=["2023-12-25"])
     with pytest.raises(InvalidInputError, match="before the first time"):
         cv.fit(df)
+
+
+def _window_probe():
+    """An Estimator and Evaluator that report which rows each fold's windows held.
+
+    The metric is 1000 x training rows + the sum of ``hour`` over the
+    validation rows, so a window that picked the wrong hour shows.
+    """
+    from pyspark.ml import Estimator, Model
+    from pyspark.ml.evaluation import Evaluator
+    from pyspark.sql import functions as F
+
+    class Probe(Model):
+        def __init__(self, train_rows=0):
+            super().__init__()
+            self.train_rows = train_rows
+
+        def _transform(self, dataset):
+            return dataset.withColumn("train_rows", F.lit(self.train_rows))
+
+    class ProbeEstimator(Estimator):
+        def _fit(self, dataset):
+            return Probe(dataset.count())
+
+    class ProbeEvaluator(Evaluator):
+        def _evaluate(self, dataset):
+            row = dataset.agg(F.first("train_rows"), F.sum("hour")).first()
+            return 1000.0 * row[0] + row[1]
+
+    return ProbeEstimator(), ProbeEvaluator()
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("time_type", ["timestamp", "timestamp_ntz"])
+def test_timestamp_windows_are_exact_across_a_clock_change(spark, time_type):
+    """Two instants that share a local wall-clock time stay two time points.
+
+    On 2026-11-01 New York's clocks go back: 05:00 and 06:00 UTC are both
+    01:00 there. With the driver's Python in that zone, a window bound that
+    went through a Python datetime would land on the wrong instant. A
+    timestamp without time zone has no such hour, and is checked too.
+    """
+    import os
+    import time
+
+    utc = dt.timezone.utc
+    start = dt.datetime(2026, 11, 1, 0, tzinfo=utc if time_type == "timestamp" else None)
+    rows = [(start + dt.timedelta(hours=h), h) for h in range(9) for _ in range(2)]
+    df = spark.createDataFrame(rows, f"t {time_type}, hour int")
+    est, evaluator = _window_probe()
+    cv = TimeSeriesCrossValidator(
+        estimator=est,
+        estimatorParamMaps=[{}],
+        evaluator=evaluator,
+        timeCol="t",
+        numFolds=4,
+        horizon=1,
+    )
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    try:
+        model = cv.fit(df)
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+    # Fold k validates on hour v = 5 + k (two rows) after training on hours 0..v-1.
+    expected = [[1000.0 * 2 * v + 2 * v] for v in range(5, 9)]
+    assert model.foldMetrics == expected
 
 
 def test_single_class_fold_is_a_clear_error(spark):

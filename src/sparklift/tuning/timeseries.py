@@ -29,11 +29,12 @@ Spark's ``CrossValidator`` parallelises parameter maps within a fold and runs
 folds one after another. Here every (fold, parameter map) pair is one unit of
 work, and up to ``parallelism`` of them run at once as Spark jobs from driver
 threads (the way pyspark's ``CrossValidator`` parallelises, so it works on
-Spark Connect too). The dataset, with its time-point index, is cached once
-for the whole search and every fold's windows are filters over that cache:
-one copy of the data in memory however many folds there are (expanding
-training windows overlap almost entirely), the source read and the index
-computed once, and no per-fold caching job.
+Spark Connect too). The rows the folds use are cached once for the whole
+search and every fold's windows are range filters on the time column over
+that cache: one copy of the data in memory however many folds there are
+(expanding training windows overlap almost entirely), the source read once,
+no per-fold caching job, and each fit's query plan no deeper than the
+user's own.
 
 After the search, ``bestModel`` is refitted on the whole dataset with the best
 parameter map, as ``CrossValidator`` does.
@@ -74,6 +75,7 @@ MAX_TIME_POINTS = 1_000_000
 FORMAT_VERSION = 1
 _INDEX = "__sparklift_time_index"
 _COUNT = "__sparklift_time_rows"
+_KEY = "__sparklift_time_key"
 _CLASSIFICATION_EVALUATORS = ("BinaryClassificationEvaluator", "MulticlassClassificationEvaluator")
 
 
@@ -241,6 +243,26 @@ def build_folds(
     return folds
 
 
+def _time_key(time_col: str, data_type: Any) -> tuple[Any, Any]:
+    """An exact key for each time value, and the literal that filters on it.
+
+    Dates, numbers and strings come back to Python and go to Spark again
+    unchanged. Timestamps would not: Python sees them as local wall-clock
+    times, and in the hour a clock is set back two instants share one. So a
+    timestamp travels as microseconds since the epoch, and a timestamp
+    without time zone as its own text, and each is rebuilt in Spark.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import TimestampNTZType, TimestampType
+
+    column = F.col(time_col)
+    if isinstance(data_type, TimestampNTZType):
+        return column.cast("string"), lambda key: F.lit(key).cast("timestamp_ntz")
+    if isinstance(data_type, TimestampType):
+        return F.unix_micros(column), lambda key: F.timestamp_micros(F.lit(key))
+    return column, F.lit
+
+
 def _cutoff_indices(cutoffs: Sequence[Any], times: list[Any], time_col: str) -> list[int]:
     """Index of the last time point at or before each cut-off."""
     if not cutoffs:
@@ -383,8 +405,12 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
 
     # --- folds ------------------------------------------------------------
 
-    def _indexed(self, dataset: DataFrame) -> tuple[DataFrame, list[_Fold], list[dict]]:
-        """The dataset with a time-point index column, the folds and their boundaries."""
+    def _indexed(self, dataset: DataFrame) -> tuple[DataFrame, list[_Fold], list[dict], Any]:
+        """The frame to cache, the folds, their boundaries and the window predicate.
+
+        The predicate maps a fold's inclusive time-point span to a Column that
+        selects its rows from the frame.
+        """
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
@@ -420,38 +446,41 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
                 }
                 for f in flipped
             ]
-            return indexed, flipped, bounds
 
-        # The index is computed by Spark (no round trip of times through Python,
-        # where time zones could shift them); the distinct times are few, so one
-        # partition on purpose (said explicitly, which also keeps Spark from
-        # warning about it). The same job counts null times: they sort first.
-        order = Window.partitionBy(F.lit(0)).orderBy(time_col)
-        index_df = (
+            def by_index(span: tuple[int, int]) -> Any:
+                return F.col(_INDEX).between(span[0], span[1])
+
+            return indexed, flipped, bounds, by_index
+
+        # One job collects the distinct times in order, with their row counts
+        # (null times sort first) and an exact key to filter on (see _time_key).
+        # Windows are then plain range filters on the time column: no index
+        # column joined onto every row, so each fit's query plan stays as
+        # shallow as the user's own (a joined, cached index made every Spark ML
+        # job of every fit slower to plan, about 20% of a small fit).
+        key, literal = _time_key(time_col, dataset.schema[time_col].dataType)
+        rows = (
             dataset.groupBy(time_col)
             .agg(F.count(F.lit(1)).alias(_COUNT))
-            .withColumn(_INDEX, F.row_number().over(order) - 1)
-            .cache()
+            .select(time_col, key.alias(_KEY), _COUNT)
+            .orderBy(time_col)
+            .collect()
         )
-        rows = index_df.orderBy(_INDEX).select(time_col, _COUNT).collect()
         if rows and rows[0][0] is None:
-            index_df.unpersist()
-            self._refuse_null_times(dataset, rows[0][1])
+            self._refuse_null_times(dataset, rows[0][2])
         times = [row[0] for row in rows]
+        keys = [row[1] for row in rows]
         n_points = len(times)
         if n_points > MAX_TIME_POINTS:
-            index_df.unpersist()
             raise ResourceLimitError(
                 f"timeCol '{time_col}' has {n_points} distinct values (more than "
                 f"{MAX_TIME_POINTS}); truncate it to a coarser unit (e.g. F.date_trunc)."
             )
-        self._cached_index = index_df
         cutoff_indices = None
         cutoffs = self.getCutoffs()
         if cutoffs is not None:
             cutoff_indices = _cutoff_indices(cutoffs, times, time_col)
         folds = build_folds(n_points, cutoff_indices=cutoff_indices, **common)
-        indexed = dataset.join(F.broadcast(index_df.drop(_COUNT)), on=time_col)
         bounds = [
             {
                 "trainStart": _json_value(times[f.train[0]]),
@@ -461,15 +490,23 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             }
             for f in folds
         ]
-        return indexed, folds, bounds
+
+        def by_time(span: tuple[int, int]) -> Any:
+            return F.col(time_col).between(literal(keys[span[0]]), literal(keys[span[1]]))
+
+        # Only the rows some fold uses are cached (a sliding window or a
+        # cut-off leaves earlier or later rows out).
+        first = min(f.train[0] for f in folds)
+        last = max(f.validation[1] for f in folds)
+        return dataset.where(by_time((first, last))), folds, bounds, by_time
 
     @staticmethod
-    def _window(indexed: DataFrame, span: tuple[int, int]) -> DataFrame:
-        from pyspark.sql import functions as F
+    def _window(frame: DataFrame, inside: Any) -> DataFrame:
+        return frame.where(inside).drop(_INDEX)
 
-        return indexed.where(F.col(_INDEX).between(span[0], span[1])).drop(_INDEX)
-
-    def _check_classes(self, indexed: DataFrame, folds: list[_Fold], bounds: list[dict]) -> None:
+    def _check_classes(
+        self, frame: DataFrame, folds: list[_Fold], bounds: list[dict], in_span: Any
+    ) -> None:
         """A classification metric on a window with one class is meaningless: refuse it."""
         from pyspark.sql import functions as F
 
@@ -480,9 +517,10 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         aggs = []
         for i, fold in enumerate(folds):
             for part, span in (("train", fold.train), ("validation", fold.validation)):
-                inside = F.col(_INDEX).between(span[0], span[1])
-                aggs.append(F.count_distinct(F.when(inside, F.col(label))).alias(f"{part}{i}"))
-        counts = indexed.agg(*aggs).first().asDict()
+                aggs.append(
+                    F.count_distinct(F.when(in_span(span), F.col(label))).alias(f"{part}{i}")
+                )
+        counts = frame.agg(*aggs).first().asDict()
         for name, n_classes in counts.items():
             if n_classes < 2:
                 part = "train" if name.startswith("train") else "validation"
@@ -497,29 +535,30 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
 
     def _fit(self, dataset: DataFrame) -> TimeSeriesCrossValidatorModel:
         self._check_params(dataset)
-        self._cached_index: DataFrame | None = None
-        self._cached_indexed: DataFrame | None = None
-        try:
-            return self._fit_folds(dataset)
-        finally:
-            for name in ("_cached_indexed", "_cached_index"):
-                frame = getattr(self, name)
-                if frame is not None:
-                    frame.unpersist()
-                    setattr(self, name, None)
-
-    def _fit_folds(self, dataset: DataFrame) -> TimeSeriesCrossValidatorModel:
-        est, epm, eva = self.getEstimator(), self.getEstimatorParamMaps(), self.getEvaluator()
-        indexed, folds, bounds = self._indexed(dataset)
+        frame, folds, bounds, in_span = self._indexed(dataset)
         # One cache for every fold: the windows below are filters over it.
-        indexed = self._cached_indexed = indexed.cache()
-        self._check_classes(indexed, folds, bounds)
+        frame = frame.cache()
+        try:
+            return self._fit_folds(dataset, frame, folds, bounds, in_span)
+        finally:
+            frame.unpersist()
+
+    def _fit_folds(
+        self,
+        dataset: DataFrame,
+        frame: DataFrame,
+        folds: list[_Fold],
+        bounds: list[dict],
+        in_span: Any,
+    ) -> TimeSeriesCrossValidatorModel:
+        est, epm, eva = self.getEstimator(), self.getEstimatorParamMaps(), self.getEvaluator()
+        self._check_classes(frame, folds, bounds, in_span)
         n_folds, n_maps = len(folds), len(epm)
         collect = self.getCollectSubModels()
 
         def evaluate(f: int, j: int) -> tuple[int, int, float, Any]:
-            train = self._window(indexed, folds[f].train)
-            validation = self._window(indexed, folds[f].validation)
+            train = self._window(frame, in_span(folds[f].train))
+            validation = self._window(frame, in_span(folds[f].validation))
             model = est.fit(train, epm[j])
             metric = float(eva.evaluate(model.transform(validation, epm[j])))
             return f, j, metric, model if collect else None
@@ -575,6 +614,50 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
     def setEstimatorParamMaps(self, value: list) -> TimeSeriesCrossValidator:
         """Set the parameter maps."""
         return self._set(estimatorParamMaps=value)
+
+    def setTimeCol(self, value: str) -> TimeSeriesCrossValidator:
+        """Set the time column."""
+        return self._set(timeCol=value)
+
+    def setNumFolds(self, value: int) -> TimeSeriesCrossValidator:
+        """Set the number of folds."""
+        return self._set(numFolds=value)
+
+    def setCutoffs(self, value: list) -> TimeSeriesCrossValidator:
+        """Set explicit cut-offs (last training time of each fold)."""
+        return self._set(cutoffs=value)
+
+    def setHorizon(self, value: int) -> TimeSeriesCrossValidator:
+        """Set time points per validation window."""
+        return self._set(horizon=value)
+
+    def setGap(self, value: int) -> TimeSeriesCrossValidator:
+        """Set time points left out between training and validation."""
+        return self._set(gap=value)
+
+    def setWindowType(self, value: str) -> TimeSeriesCrossValidator:
+        """Set 'expanding' or 'sliding'."""
+        return self._set(windowType=value)
+
+    def setTrainWindow(self, value: int) -> TimeSeriesCrossValidator:
+        """Set training time points per fold with a sliding window."""
+        return self._set(trainWindow=value)
+
+    def setSeriesIdCols(self, value: list[str]) -> TimeSeriesCrossValidator:
+        """Set the series id columns."""
+        return self._set(seriesIdCols=value)
+
+    def setParallelism(self, value: int) -> TimeSeriesCrossValidator:
+        """Set how many (fold, parameter map) pairs run at once."""
+        return self._set(parallelism=value)
+
+    def setCollectSubModels(self, value: bool) -> TimeSeriesCrossValidator:
+        """Set whether to keep every fold's models."""
+        return self._set(collectSubModels=value)
+
+    def setSeed(self, value: int) -> TimeSeriesCrossValidator:
+        """Set the seed (kept for CrossValidator compatibility; splitting is not random)."""
+        return self._set(seed=value)
 
     def write(self) -> MLWriter:
         """Persisting the unfitted validator is not supported; save its Model."""
