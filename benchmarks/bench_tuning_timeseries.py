@@ -11,7 +11,7 @@ The reference for what side-by-side fits can gain on this machine: the same
 and from 4 threads, alternating too. Every run reports the driver JVM's CPU
 and the part of it spent by HotSpot's JIT compiler threads (from /proc).
 
-Run:  python benchmarks/bench_tuning_timeseries.py [--quick] [--partitions N]
+Run:  python benchmarks/bench_tuning_timeseries.py [--quick] [--partitions N] [--warm-up N]
 """
 
 from __future__ import annotations
@@ -104,6 +104,9 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=5, help="alternating runs of each")
     parser.add_argument(
+        "--warm-up", type=int, default=2, help="rounds of all four run first and not counted"
+    )
+    parser.add_argument(
         "--partitions", type=int, default=None, help="partitions of the cached input (default: 2)"
     )
     args = parser.parse_args()
@@ -151,13 +154,48 @@ def main() -> None:
 
     jvm = _jvm_pid(spark)
 
-    run(2)  # warm-up: JIT, caches, Python workers
-    # Alternating runs: load drifts on a shared machine, and whichever ran first
-    # would otherwise win or lose by the drift. Best and median of each.
-    seq_runs, par_runs = [], []
-    for _ in range(args.repeats):
-        seq_runs.append(run(1))
-        par_runs.append(run(4))
+    # The same (fold, map) fits as a plain pyspark.ml loop over the windows the
+    # validator uses (cached first, outside the clock), in turn and from 4
+    # threads: what Spark ML itself gains from running side by side here,
+    # without sparklift.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pyspark.sql import functions as F
+
+    windows = []
+    for b in run(2)[1].foldBoundaries:
+        train = df.where(F.col("day").between(b["trainStart"], b["trainEnd"])).cache()
+        valid = df.where(F.col("day").between(b["validationStart"], b["validationEnd"])).cache()
+        train.count(), valid.count()
+        windows.append((train, valid))
+    evaluator = RegressionEvaluator(metricName="rmse")
+    jobs = [(w, pm) for w in windows for pm in grid]
+
+    def one(job) -> float:
+        (train, valid), pm = job
+        return evaluator.evaluate(lr.fit(train, pm).transform(valid, pm))
+
+    def threaded() -> list[float]:
+        with ThreadPoolExecutor(4) as pool:
+            return list(pool.map(one, jobs))
+
+    # Rounds of all four, alternating: load drifts on a shared machine, and a
+    # fresh JVM keeps compiling (JIT) for several runs, so whichever ran first
+    # would otherwise win or lose by the drift. The first --warm-up rounds
+    # are not counted. Best and median of each.
+    seq_runs, par_runs, plain_seq, plain_par = [], [], [], []
+    for round_ in range(args.warm_up + args.repeats):
+        results = (
+            run(1),
+            run(4),
+            measured(lambda: [one(job) for job in jobs]),
+            measured(threaded),
+        )
+        if round_ >= args.warm_up:
+            for runs_, result in zip(
+                (seq_runs, par_runs, plain_seq, plain_par), results, strict=True
+            ):
+                runs_.append(result)
     t_seq = [r[0] for r in seq_runs]
     t_par = [r[0] for r in par_runs]
     same = all(
@@ -185,35 +223,6 @@ def main() -> None:
         "TimeSeriesCrossValidator",
         (("parallelism 1 (in turn)", seq_runs), ("parallelism 4", par_runs)),
     )
-    # The same (fold, map) fits as a plain pyspark.ml loop over the windows the
-    # validator used (cached first, outside the clock), in turn and from 4
-    # threads: what Spark ML itself gains from running side by side here,
-    # without sparklift.
-    from concurrent.futures import ThreadPoolExecutor
-
-    from pyspark.sql import functions as F
-
-    windows = []
-    for b in seq_runs[0][1].foldBoundaries:
-        train = df.where(F.col("day").between(b["trainStart"], b["trainEnd"])).cache()
-        valid = df.where(F.col("day").between(b["validationStart"], b["validationEnd"])).cache()
-        train.count(), valid.count()
-        windows.append((train, valid))
-    evaluator = RegressionEvaluator(metricName="rmse")
-    jobs = [(w, pm) for w in windows for pm in grid]
-
-    def one(job) -> float:
-        (train, valid), pm = job
-        return evaluator.evaluate(lr.fit(train, pm).transform(valid, pm))
-
-    def threaded() -> list[float]:
-        with ThreadPoolExecutor(4) as pool:
-            return list(pool.map(one, jobs))
-
-    plain_seq, plain_par = [], []
-    for _ in range(args.repeats):
-        plain_seq.append(measured(lambda: [one(job) for job in jobs]))
-        plain_par.append(measured(threaded))
     grid_shape = (len(windows), len(grid))
     same_plain = all(
         np.allclose(np.reshape(r[1], grid_shape), seq_runs[0][1].foldMetrics, rtol=1e-9)
