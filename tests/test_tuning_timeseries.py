@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import time
 
 import numpy as np
 import pytest
@@ -119,6 +122,7 @@ def test_setters_match_the_constructor():
         assert returned is chained
     for name, value in values.items():
         assert chained.getOrDefault(name) == built.getOrDefault(name) == value
+    assert chained.setSeriesIdCols(None).getSeriesIdCols() == []
 
 
 @pytest.mark.smoke  # fidelity in every mode, Connect included
@@ -298,6 +302,29 @@ def _window_probe():
     return ProbeEstimator(), ProbeEvaluator()
 
 
+@contextlib.contextmanager
+def _driver_time_zone(name):
+    """The driver's Python process in time zone ``name`` (Spark's session zone unchanged)."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+
+
+def _probe_cv(**params):
+    est, evaluator = _window_probe()
+    return TimeSeriesCrossValidator(
+        estimator=est, estimatorParamMaps=[{}], evaluator=evaluator, **params
+    )
+
+
 @pytest.mark.smoke
 @pytest.mark.parametrize("time_type", ["timestamp", "timestamp_ntz"])
 def test_timestamp_windows_are_exact_across_a_clock_change(spark, time_type):
@@ -308,36 +335,50 @@ def test_timestamp_windows_are_exact_across_a_clock_change(spark, time_type):
     went through a Python datetime would land on the wrong instant. A
     timestamp without time zone has no such hour, and is checked too.
     """
-    import os
-    import time
-
     utc = dt.timezone.utc
     start = dt.datetime(2026, 11, 1, 0, tzinfo=utc if time_type == "timestamp" else None)
     rows = [(start + dt.timedelta(hours=h), h) for h in range(9) for _ in range(2)]
     df = spark.createDataFrame(rows, f"t {time_type}, hour int")
-    est, evaluator = _window_probe()
-    cv = TimeSeriesCrossValidator(
-        estimator=est,
-        estimatorParamMaps=[{}],
-        evaluator=evaluator,
-        timeCol="t",
-        numFolds=4,
-        horizon=1,
-    )
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "America/New_York"
-    time.tzset()
-    try:
+    cv = _probe_cv(timeCol="t", numFolds=4, horizon=1)
+    with _driver_time_zone("America/New_York"):
         model = cv.fit(df)
-    finally:
-        if old is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = old
-        time.tzset()
     # Fold k validates on hour v = 5 + k (two rows) after training on hours 0..v-1.
-    expected = [[1000.0 * 2 * v + 2 * v] for v in range(5, 9)]
-    assert model.foldMetrics == expected
+    assert model.foldMetrics == [[1000.0 * 2 * v + 2 * v] for v in range(5, 9)]
+
+
+def test_timestamp_cutoffs_are_exact_across_a_clock_change(spark):
+    """Half-hourly data over New York's 2026-11-01 clock change, cut off at exact instants."""
+    utc = dt.timezone.utc
+    start = dt.datetime(2026, 11, 1, 4, tzinfo=utc)  # 00:00 in New York
+    rows = [(start + dt.timedelta(minutes=30 * h), h) for h in range(8)]
+    df = spark.createDataFrame(rows, "t timestamp, hour int")
+    # 05:30 UTC (01:30 EDT) and 06:00 UTC (01:00 EST): out of order as local times.
+    cutoffs = [start + dt.timedelta(minutes=30 * h) for h in (3, 4)]
+    cv = _probe_cv(timeCol="t", cutoffs=cutoffs, horizon=1)
+    with _driver_time_zone("America/New_York"):
+        model = cv.fit(df)
+    # Cut-off at point h: train on points 0..h (h + 1 rows), validate on point h + 1.
+    assert model.foldMetrics == [[1000.0 * (h + 1) + (h + 1)] for h in (3, 4)]
+
+
+@pytest.mark.smoke
+def test_dates_before_the_gregorian_reform_are_exact(spark):
+    """Dates Python would send through the old Julian/Gregorian calendar stay put."""
+    days = [dt.date(999, 1, 1), dt.date(1582, 10, 10), dt.date(1582, 10, 20), dt.date(2000, 1, 1)]
+    rows = [(d, h) for h, d in enumerate(days) for _ in range(h + 1)]
+    df = spark.createDataFrame(rows, "t date, hour int")
+    model = _probe_cv(timeCol="t", numFolds=2, horizon=1).fit(df)
+    # Fold 0 validates on day 2 (3 rows) after days 0-1 (1 + 2 rows); fold 1 on day 3.
+    assert model.foldMetrics == [[3000.0 + 3 * 2], [6000.0 + 4 * 3]]
+
+
+def test_nan_times_are_refused_like_nulls(spark):
+    rows = [(1.0, 0)] * 2 + [(2.0, 1)] * 3 + [(float("nan"), 2)] * 4
+    df = spark.createDataFrame(rows, "t double, hour int")
+    with pytest.raises(InvalidInputError, match=r"timeCol 't' has 4 null or NaN rows"):
+        _probe_cv(timeCol="t", numFolds=1, horizon=1).fit(df)
+    with pytest.raises(InvalidInputError, match=r"has 4 null or NaN rows"):
+        _probe_cv(timeCol="t", numFolds=1, horizon=1, seriesIdCols=["hour"]).fit(df)
 
 
 def test_single_class_fold_is_a_clear_error(spark):

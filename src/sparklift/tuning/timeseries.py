@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -246,16 +247,20 @@ def build_folds(
 def _time_key(time_col: str, data_type: Any) -> tuple[Any, Any]:
     """An exact key for each time value, and the literal that filters on it.
 
-    Dates, numbers and strings come back to Python and go to Spark again
-    unchanged. Timestamps would not: Python sees them as local wall-clock
-    times, and in the hour a clock is set back two instants share one. So a
-    timestamp travels as microseconds since the epoch, and a timestamp
-    without time zone as its own text, and each is rebuilt in Spark.
+    Numbers and strings come back to Python and go to Spark again unchanged.
+    Times would not: Python sees a timestamp as local wall-clock time, and in
+    the hour a clock is set back two instants share one; a Python date goes
+    back to Spark through the old Julian/Gregorian calendar (shifting days
+    before 1582-10-15, failing before year 1000). So a timestamp travels as
+    microseconds since the epoch, a date as days since the epoch and a
+    timestamp without time zone as its own text, each rebuilt in Spark.
     """
     from pyspark.sql import functions as F
-    from pyspark.sql.types import TimestampNTZType, TimestampType
+    from pyspark.sql.types import DateType, TimestampNTZType, TimestampType
 
     column = F.col(time_col)
+    if isinstance(data_type, DateType):
+        return F.unix_date(column), lambda key: F.date_from_unix_date(F.lit(key))
     if isinstance(data_type, TimestampNTZType):
         return column.cast("string"), lambda key: F.lit(key).cast("timestamp_ntz")
     if isinstance(data_type, TimestampType):
@@ -263,19 +268,33 @@ def _time_key(time_col: str, data_type: Any) -> tuple[Any, Any]:
     return column, F.lit
 
 
-def _cutoff_indices(cutoffs: Sequence[Any], times: list[Any], time_col: str) -> list[int]:
-    """Index of the last time point at or before each cut-off."""
+def _cutoff_indices(
+    cutoffs: Sequence[Any],
+    times: list[Any],
+    time_col: str,
+    keys: tuple[list[Any], list[Any]] | None = None,
+) -> list[int]:
+    """Index of the last time point at or before each cut-off.
+
+    ``keys``, when given, is (the time points' keys, the cut-offs' keys), in
+    the same order as the times; they are searched instead of the values
+    (timestamps: Python's local times are not in order across a clock
+    change).
+    """
     if not cutoffs:
         raise InvalidInputError("cutoffs is empty: give at least one cut-off time.")
     indices = []
     for i, cutoff in enumerate(cutoffs):
-        value = cutoff
-        if isinstance(value, str) and isinstance(times[0], _dt.datetime):
-            value = _dt.datetime.fromisoformat(value)
-        elif isinstance(value, str) and isinstance(times[0], _dt.date):
-            value = _dt.date.fromisoformat(value)
+        if keys is not None:
+            points, value = keys[0], keys[1][i]
+        else:
+            points, value = times, cutoff
+            if isinstance(value, str) and isinstance(times[0], _dt.datetime):
+                value = _dt.datetime.fromisoformat(value)
+            elif isinstance(value, str) and isinstance(times[0], _dt.date):
+                value = _dt.date.fromisoformat(value)
         try:
-            position = int(np.searchsorted(np.array(times, dtype=object), value, "right"))
+            position = int(np.searchsorted(np.array(points, dtype=object), value, "right"))
         except TypeError:
             raise InvalidInputError(
                 f"cutoffs[{i}] = {cutoff!r} cannot be compared with '{time_col}' values "
@@ -288,6 +307,38 @@ def _cutoff_indices(cutoffs: Sequence[Any], times: list[Any], time_col: str) -> 
             )
         indices.append(position - 1)
     return indices
+
+
+def _timestamp_cutoff_keys(spark: Any, cutoffs: Sequence[Any], time_col: str) -> list[int]:
+    """Microseconds since the epoch of each cut-off, as Spark reads it.
+
+    A datetime goes in as ``F.lit`` does (naive: local time; aware: exact), a
+    string is cast in the session time zone, as a SQL literal would be.
+    """
+    from pyspark.sql import functions as F
+
+    if not cutoffs:
+        raise InvalidInputError("cutoffs is empty: give at least one cut-off time.")
+    columns = []
+    for i, cutoff in enumerate(cutoffs):
+        if isinstance(cutoff, str):
+            value = F.lit(cutoff).cast("timestamp")
+        elif isinstance(cutoff, _dt.datetime):
+            value = F.lit(cutoff)
+        else:
+            raise InvalidInputError(
+                f"cutoffs[{i}] = {cutoff!r} cannot be compared with timestamp column "
+                f"'{time_col}'; give datetimes or ISO strings."
+            )
+        columns.append(F.unix_micros(value).alias(f"c{i}"))
+    row = spark.range(1).select(*columns).first()
+    keys = list(row)
+    for i, key in enumerate(keys):
+        if key is None:
+            raise InvalidInputError(
+                f"cutoffs[{i}] = {cutoffs[i]!r} is not a timestamp Spark can read."
+            )
+    return keys
 
 
 class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWritable):
@@ -389,17 +440,26 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             )
 
     def _refuse_null_times(self, dataset: DataFrame, count: int | None = None) -> None:
-        """Raise when ``timeCol`` has nulls; ``count`` when the caller already knows it."""
+        """Raise when ``timeCol`` has nulls (or NaN, for a floating-point column).
+
+        ``count`` when the caller already knows it.
+        """
         from pyspark.sql import functions as F
+        from pyspark.sql.types import DoubleType, FloatType
 
         time_col = self.getTimeCol()
-        nulls = dataset.where(F.col(time_col).isNull())
+        column = F.col(time_col)
+        missing, what = column.isNull(), "null"
+        if isinstance(dataset.schema[time_col].dataType, (DoubleType, FloatType)):
+            # NaN is no point in time; Spark would sort it after every number.
+            missing, what = missing | F.isnan(column), "null or NaN"
+        bad = dataset.where(missing)
         if count is None:
-            count = nulls.count()
+            count = bad.count()
         if count:
-            example = nulls.first()
+            example = bad.first()
             raise InvalidInputError(
-                f"timeCol '{time_col}' has {count} null rows, for example "
+                f"timeCol '{time_col}' has {count} {what} rows, for example "
                 f"{example.asDict() if example is not None else None}. Drop or fill them first."
             )
 
@@ -413,6 +473,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         """
         from pyspark.sql import Window
         from pyspark.sql import functions as F
+        from pyspark.sql.types import TimestampType
 
         time_col = self.getTimeCol()
         common = {
@@ -466,8 +527,13 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             .orderBy(time_col)
             .collect()
         )
-        if rows and rows[0][0] is None:
-            self._refuse_null_times(dataset, rows[0][2])
+        missing = 0
+        if rows and rows[0][0] is None:  # nulls sort first
+            missing += rows.pop(0)[2]
+        if rows and isinstance(rows[-1][0], float) and math.isnan(rows[-1][0]):  # NaN last
+            missing += rows.pop()[2]
+        if missing:
+            self._refuse_null_times(dataset, missing)
         times = [row[0] for row in rows]
         keys = [row[1] for row in rows]
         n_points = len(times)
@@ -479,7 +545,10 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         cutoff_indices = None
         cutoffs = self.getCutoffs()
         if cutoffs is not None:
-            cutoff_indices = _cutoff_indices(cutoffs, times, time_col)
+            search = None
+            if isinstance(dataset.schema[time_col].dataType, TimestampType):
+                search = (keys, _timestamp_cutoff_keys(dataset.sparkSession, cutoffs, time_col))
+            cutoff_indices = _cutoff_indices(cutoffs, times, time_col, search)
         folds = build_folds(n_points, cutoff_indices=cutoff_indices, **common)
         bounds = [
             {
@@ -643,9 +712,9 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         """Set training time points per fold with a sliding window."""
         return self._set(trainWindow=value)
 
-    def setSeriesIdCols(self, value: list[str]) -> TimeSeriesCrossValidator:
-        """Set the series id columns."""
-        return self._set(seriesIdCols=value)
+    def setSeriesIdCols(self, value: list[str] | None) -> TimeSeriesCrossValidator:
+        """Set the series id columns (None or [] for none)."""
+        return self._set(seriesIdCols=value or [])
 
     def setParallelism(self, value: int) -> TimeSeriesCrossValidator:
         """Set how many (fold, parameter map) pairs run at once."""
