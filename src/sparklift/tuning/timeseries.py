@@ -281,8 +281,6 @@ def _cutoff_indices(
     (timestamps: Python's local times are not in order across a clock
     change).
     """
-    if not cutoffs:
-        raise InvalidInputError("cutoffs is empty: give at least one cut-off time.")
     indices = []
     for i, cutoff in enumerate(cutoffs):
         if keys is not None:
@@ -317,8 +315,6 @@ def _timestamp_cutoff_keys(spark: Any, cutoffs: Sequence[Any], time_col: str) ->
     """
     from pyspark.sql import functions as F
 
-    if not cutoffs:
-        raise InvalidInputError("cutoffs is empty: give at least one cut-off time.")
     columns = []
     for i, cutoff in enumerate(cutoffs):
         if isinstance(cutoff, str):
@@ -433,6 +429,8 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             raise InvalidInputError(
                 f"column(s) {missing} not in the dataset; its columns are {dataset.columns}."
             )
+        if self.getCutoffs() is not None and not self.getCutoffs():
+            raise InvalidInputError("cutoffs is empty: give at least one cut-off time.")
         if self.getSeriesIdCols() and self.getCutoffs() is not None:
             raise InvalidInputError(
                 "seriesIdCols counts time points back from each series' end, which needs "
@@ -519,7 +517,8 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         # column joined onto every row, so each fit's query plan stays as
         # shallow as the user's own (a joined, cached index made every Spark ML
         # job of every fit slower to plan, about 20% of a small fit).
-        key, literal = _time_key(time_col, dataset.schema[time_col].dataType)
+        time_type = dataset.schema[time_col].dataType
+        key, literal = _time_key(time_col, time_type)
         rows = (
             dataset.groupBy(time_col)
             .agg(F.count(F.lit(1)).alias(_COUNT))
@@ -546,7 +545,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         cutoffs = self.getCutoffs()
         if cutoffs is not None:
             search = None
-            if isinstance(dataset.schema[time_col].dataType, TimestampType):
+            if isinstance(time_type, TimestampType):
                 search = (keys, _timestamp_cutoff_keys(dataset.sparkSession, cutoffs, time_col))
             cutoff_indices = _cutoff_indices(cutoffs, times, time_col, search)
         folds = build_folds(n_points, cutoff_indices=cutoff_indices, **common)
