@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from sparklift.errors import SparkliftError
+from sparklift.errors import SparkliftError, TaskError
 from sparklift.tuning import (
     GridSearchCV,
     HalvingGridSearchCV,
@@ -174,6 +174,44 @@ def test_error_score_raise_raises_the_users_exception(spark, classification):
         search.fit(X, y)
 
 
+class CustomInitError(Exception):
+    """An exception pickle cannot rebuild: its __init__ needs two arguments."""
+
+    def __init__(self, code, detail):
+        super().__init__(f"code {code}: {detail}")
+
+
+class RaisesCustomInitError(FailingClassifier):
+    def fit(self, X, y):
+        raise CustomInitError(7, "the solver gave up")
+
+
+def test_an_exception_that_cannot_be_rebuilt_comes_back_with_its_name(spark, classification):
+    X, y = classification
+    search = GridSearchCV(RaisesCustomInitError(), {"fail": [True]}, cv=2, error_score="raise")
+    with pytest.raises(TaskError, match="CustomInitError: code 7: the solver gave up") as info:
+        search.fit(X, y)
+    assert info.value.type_name.endswith("CustomInitError")
+    assert "the solver gave up" in info.value.remote_traceback
+
+
+def test_pandas_inputs_and_a_generator_cv_equal_scikit_learn(spark, classification):
+    pd = pytest.importorskip("pandas")
+    X, y = classification
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    target = pd.Series(y, name="label")
+    grid = {"C": [0.1, 1.0]}
+    ours = GridSearchCV(LogisticRegression(), grid, cv=3).fit(frame, target)
+    ref = skms.GridSearchCV(LogisticRegression(), grid, cv=3).fit(frame, target)
+    assert_same_results(ours, ref)
+    assert list(ours.feature_names_in_) == list(frame.columns)
+    # scikit-learn accepts a generator of (train, test) pairs for cv; the
+    # search object holding it is not shipped to the workers.
+    ours = GridSearchCV(LogisticRegression(), grid, cv=KFold(3).split(X)).fit(frame, target)
+    ref = skms.GridSearchCV(LogisticRegression(), grid, cv=KFold(3).split(X)).fit(frame, target)
+    assert_same_results(ours, ref)
+
+
 def test_bytes_shipped_do_not_grow_with_the_number_of_fits(spark):
     X, y = make_classification(n_samples=2000, n_features=10, random_state=0)
     small = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=5).fit(X, y)
@@ -260,6 +298,27 @@ def test_exceptions_come_back_as_themselves():
     with pytest.raises(TypeError) as info:
         unpack_outcome(run_payload(packed.payloads[0], store))
     assert "Raised in a Spark task" in "".join(getattr(info.value, "__notes__", []))
+
+
+def _raise_unrebuildable():
+    raise CustomInitError(3, "no")
+
+
+def test_an_unrebuildable_exception_is_replaced_by_a_task_error():
+    packed = pack_calls([(_raise_unrebuildable, (), {})])
+    blob = run_payload(packed.payloads[0], pickle.loads(packed.shared))
+    with pytest.raises(TaskError, match="CustomInitError: code 3: no") as info:
+        unpack_outcome(blob)
+    # It survives pickling itself, as errors crossing processes must.
+    again = pickle.loads(pickle.dumps(info.value))
+    assert (again.type_name, again.message) == (info.value.type_name, "code 3: no")
+
+
+def test_unpicklable_search_data_is_a_clear_error():
+    import threading
+
+    with pytest.raises(SparkliftError, match="cannot be pickled to send them to Spark"):
+        pack_calls([(_add, (np.ones(3), threading.Lock()), {"scale": 1})] * 2)
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,25 @@ class ResourceLimitError(SparkliftError, ValueError):
     """Work would exceed a configured size limit (for example the rows in one group)."""
 
 
+class TaskError(SparkliftError, RuntimeError):
+    """An exception raised in a Spark task that could not travel back as itself.
+
+    Some exceptions cannot be rebuilt from their pickle (a custom ``__init__``
+    with required arguments, PySpark's own errors); this one carries the
+    original's class name (``type_name``), its message and the task's
+    traceback (``remote_traceback``) instead.
+    """
+
+    def __init__(self, type_name: str, message: str, remote_traceback: str) -> None:
+        super().__init__(f"{type_name}: {message}\n\nRaised in a Spark task:\n{remote_traceback}")
+        self.type_name = type_name
+        self.message = message
+        self.remote_traceback = remote_traceback
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.type_name, self.message, self.remote_traceback))
+
+
 class CountedWarning(UserWarning):
     """A warning about rows or groups that were handled, not dropped: ``count`` says how many."""
 

@@ -35,7 +35,7 @@ import numpy as np
 # in __main__ or notebooks by value, which plain pickle cannot ship to workers.
 from pyspark import cloudpickle
 
-from sparklift.errors import SparkliftError
+from sparklift.errors import SparkliftError, TaskError
 
 #: Arrays at least this large are always moved to the shared store.
 _LARGE_BYTES = 1024
@@ -86,6 +86,24 @@ def _is_large(obj: Any) -> bool:
     return type(obj).__module__.startswith(("pandas.", "scipy.sparse"))
 
 
+def _pickles_its_dict(value: Any) -> bool:
+    """Whether ``value`` pickles as its class plus its plain ``__dict__``.
+
+    Only then is each attribute pickled on its own terms, so that moving one
+    to the shared store changes nothing. A class with its own ``__reduce__``
+    or ``__getstate__`` (pandas objects, estimators) may hold attributes that
+    cannot be pickled alone (a pandas DataFrame's flags hold a weak reference).
+    """
+    cls = type(value)
+    if isinstance(value, type) or not hasattr(value, "__dict__"):
+        return False
+    return (
+        cls.__reduce_ex__ is object.__reduce_ex__
+        and cls.__reduce__ is object.__reduce__
+        and getattr(cls, "__getstate__", None) is getattr(object, "__getstate__", None)
+    )
+
+
 def _top_level_values(call: tuple[Any, tuple, dict]) -> list[Any]:
     func, args, kwargs = call
     values = list(args) + list(kwargs.values())
@@ -97,7 +115,7 @@ def _top_level_values(call: tuple[Any, tuple, dict]) -> list[Any]:
             values.extend(value.values())
         elif isinstance(value, tuple):  # (train, test) pairs
             values.extend(value)
-        elif hasattr(value, "__dict__") and not isinstance(value, type):
+        elif _pickles_its_dict(value):
             # One level into objects: scikit-learn's per-fit callback contexts
             # all point to one parent that lists every fit; pickled per call,
             # it would make each call's pickle grow with the number of calls.
@@ -161,8 +179,15 @@ def pack_calls(calls: Sequence[tuple[Any, tuple, dict]]) -> PackedTasks:
     store = {refs[obj_id]: obj for obj_id, obj in shared.items()}
     # The store itself is pickled plainly: objects inside it may refer to each
     # other (a dict of arrays), and pickle's memo keeps those links.
-    shared_blob = cloudpickle.dumps(store, protocol=pickle.HIGHEST_PROTOCOL)
-    payloads = [_dumps(call, refs) for call in calls]
+    try:
+        shared_blob = cloudpickle.dumps(store, protocol=pickle.HIGHEST_PROTOCOL)
+        payloads = [_dumps(call, refs) for call in calls]
+    except Exception as exc:
+        raise SparkliftError(
+            f"the search's fits cannot be pickled to send them to Spark "
+            f"({type(exc).__name__}: {exc}). X, y, the fit parameters, the scorers and "
+            "the estimator must all be picklable."
+        ) from exc
     key = hashlib.sha256(shared_blob).hexdigest()
     return PackedTasks(shared=shared_blob, key=key, payloads=payloads)
 
@@ -197,13 +222,25 @@ def unpickling_error(exc: BaseException) -> SparkliftError:
     )
 
 
+def _rebuildable(exc: BaseException) -> BaseException:
+    """``exc``, or a :class:`~sparklift.errors.TaskError` if it cannot round-trip pickle."""
+    try:
+        pickle.loads(cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:
+        cls = type(exc)
+        return TaskError(f"{cls.__module__}.{cls.__qualname__}", str(exc), traceback.format_exc())
+    return exc
+
+
 def run_payload(payload: Any, store: dict[int, Any]) -> bytes:
     """Run one packed call and pickle its outcome.
 
     The outcome is ``("ok", result)`` or ``("raised", exception, traceback)``:
     an exception is returned, not raised, so that Spark does not retry a task
     that fails the same way every time and the driver can raise the user's own
-    exception rather than a Spark error.
+    exception rather than a Spark error. An exception that pickle cannot
+    rebuild is replaced by a :class:`~sparklift.errors.TaskError` carrying its
+    class name, message and traceback.
     """
     try:
         func, args, kwargs = _SharedUnpickler(io.BytesIO(payload), store).load()
@@ -212,10 +249,11 @@ def run_payload(payload: Any, store: dict[int, Any]) -> bytes:
     try:
         outcome: tuple[Any, ...] = ("ok", func(*args, **kwargs))
     except Exception as exc:
-        outcome = ("raised", exc, traceback.format_exc())
+        text = traceback.format_exc()
+        outcome = ("raised", _rebuildable(exc), text)
     try:
         return cloudpickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # an unpicklable result or exception
+    except Exception:  # an unpicklable result
         text = "".join(traceback.format_exception(*sys.exc_info()))
         return cloudpickle.dumps(
             ("raised", RuntimeError(f"could not send a fit's outcome back: {text}"), text)
@@ -224,10 +262,16 @@ def run_payload(payload: Any, store: dict[int, Any]) -> bytes:
 
 def unpack_outcome(blob: bytes) -> Any:
     """The result of a call run by :func:`run_payload`, or its exception raised."""
-    outcome = pickle.loads(blob)
+    try:
+        outcome = pickle.loads(blob)
+    except Exception as exc:  # e.g. a class the driver cannot import
+        raise SparkliftError(
+            f"the driver could not unpickle a fit's outcome ({type(exc).__name__}: {exc}); "
+            "the classes a fit returns or raises must be importable on the driver."
+        ) from exc
     if outcome[0] == "ok":
         return outcome[1]
     exc, text = outcome[1], outcome[2]
-    if hasattr(exc, "add_note"):
+    if hasattr(exc, "add_note") and not isinstance(exc, TaskError):
         exc.add_note(f"Raised in a Spark task:\n{text}")
     raise exc

@@ -142,6 +142,18 @@ def _with_config(func: Any, config: dict, filters: list) -> Any:
     return func
 
 
+def _without_unused_caller(kwargs: dict) -> dict:
+    # scikit-learn passes the search object itself as ``caller``, read only by
+    # the fit callbacks its ``callback_ctx`` holds. Without callbacks it is not
+    # needed, and shipping it would pickle whatever the search holds (a
+    # generator ``cv`` cannot be pickled, though scikit-learn accepts one).
+    if kwargs.get("caller") is None:
+        return kwargs
+    if getattr(kwargs.get("callback_ctx"), "_callbacks", None):
+        return kwargs
+    return {**kwargs, "caller": None}
+
+
 class _SparkDispatcher:
     """Stands in for joblib's ``Parallel`` inside a sparklift search's ``fit``."""
 
@@ -162,7 +174,10 @@ class _SparkDispatcher:
     def __call__(self, iterable: Any) -> list[Any]:
         config = get_config()
         filters = list(getattr(warnings, "_get_filters", lambda: warnings.filters)())
-        calls = [(_with_config(f, config, filters), args, kwargs) for f, args, kwargs in iterable]
+        calls = [
+            (_with_config(f, config, filters), args, _without_unused_caller(kwargs))
+            for f, args, kwargs in iterable
+        ]
         if not calls:
             return []
         packed = pack_calls(calls)
