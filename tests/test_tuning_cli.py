@@ -23,28 +23,36 @@ def parquet(tmp_path):
     return path, X, y
 
 
+def _tune_args(path, *extra, grid='{"C": [0.1, 1.0]}'):
+    return [
+        "tune",
+        str(path),
+        "--label",
+        "target",
+        "--estimator",
+        "sklearn.linear_model.LogisticRegression",
+        "--grid",
+        grid,
+        *extra,
+    ]
+
+
 def test_tune_writes_scikit_learns_results(spark, parquet, tmp_path):
     path, X, y = parquet
     out = tmp_path / "results.json"
     code = main(
-        [
-            "tune",
-            str(path),
-            "--label",
-            "target",
-            "--estimator",
-            "sklearn.linear_model.LogisticRegression",
+        _tune_args(
+            path,
             "--estimator-params",
             '{"max_iter": 300}',
-            "--grid",
-            '{"C": [0.01, 1.0]}',
             "--cv",
             "3",
             "--scoring",
             "accuracy",
             "--output",
             str(out),
-        ]
+            grid='{"C": [0.01, 1.0]}',
+        )
     )
     assert code == 0
     result = json.loads(out.read_text())
@@ -65,3 +73,74 @@ def test_tune_reports_bad_arguments_clearly(spark, parquet, capsys):
     assert "--label column 'nope' is not in" in capsys.readouterr().err
     assert main([*base, "--label", "target", "--grid", "{C: 1}"]) == 1
     assert "--grid is not valid JSON" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_search(monkeypatch):
+    """Fail the test if a search starts: bad arguments must be refused before it."""
+    from sparklift.tuning.search import GridSearchCV
+
+    def fit(self, *args, **kwargs):
+        raise AssertionError("the search ran; the arguments should have been refused first")
+
+    monkeypatch.setattr(GridSearchCV, "fit", fit)
+    monkeypatch.delenv("SPARKLIFT_TRACEBACK", raising=False)
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("sparklift: error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "grid", "message"),
+    [
+        ((), '{"C": [1.0], "nope": [1, 2]}', "--grid parameter(s) ['nope'] are not parameters of"),
+        ((), '{"C": 1.0}', "--grid is not a scikit-learn parameter grid"),
+        ((), '["C"]', "--grid is not a scikit-learn parameter grid"),
+        (("--scoring", "acurracy"), None, "--scoring 'acurracy' is not a scikit-learn scorer"),
+        (("--cv", "1"), None, "--cv must be 2 or more; got 1"),
+        (("--cv", "0"), None, "--cv must be 2 or more; got 0"),
+        (("--cv", "201"), None, "--cv 201 cannot split the data"),
+        (("--estimator-params", "[1, 2]"), None, "--estimator-params must be a JSON object"),
+        (("--estimator-params", "{max_iter: 5}"), None, "--estimator-params is not valid JSON"),
+    ],
+)
+def test_bad_search_arguments_are_one_line_before_the_search(
+    parquet, capsys, no_search, extra, grid, message
+):
+    path, _, _ = parquet
+    args = _tune_args(path, *extra) if grid is None else _tune_args(path, *extra, grid=grid)
+    assert main(args) == 1
+    assert message in _one_error_line(capsys)
+
+
+def test_unknown_estimator_parameter_is_named(parquet, capsys, no_search):
+    path, _, _ = parquet
+    assert main(_tune_args(path, "--estimator-params", '{"max_iters": 5}')) == 1
+    line = _one_error_line(capsys)
+    assert "'max_iters'" in line
+    assert "LogisticRegression" in line
+
+
+def test_string_feature_column_is_refused(tmp_path, capsys, no_search):
+    frame = pd.DataFrame(
+        {"a": [0.1, 0.2, 0.3, 0.4], "colour": ["red", "blue", "red", "green"], "target": [0, 1] * 2}
+    )
+    path = tmp_path / "strings.parquet"
+    frame.to_parquet(path)
+    assert main(_tune_args(path, "--cv", "2")) == 1
+    line = _one_error_line(capsys)
+    assert "feature column 'colour' is not numeric" in line
+    assert "'red'" in line
+
+
+@pytest.mark.parametrize("where", ["missing-dir", "is-a-dir"])
+def test_unusable_output_is_refused_before_the_search(parquet, tmp_path, capsys, no_search, where):
+    path, _, _ = parquet
+    output = tmp_path / "no-such-dir" / "r.json" if where == "missing-dir" else tmp_path
+    assert main(_tune_args(path, "--output", str(output))) == 1
+    line = _one_error_line(capsys)
+    assert f"--output {str(output)!r}" in line

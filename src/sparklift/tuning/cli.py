@@ -10,13 +10,23 @@ The Parquet file is read on the driver (a search needs X and y in memory
 anyway); every (candidate, fold) fit runs as a Spark task. The result is JSON:
 best parameters and score, and ``cv_results_`` without the timing columns'
 NumPy types.
+
+Arguments are checked before the search starts, each failure one
+``sparklift: error:`` line and exit status 1 (see :func:`sparklift.cli.main`):
+the --output file's directory, the estimator and its --estimator-params, the
+--grid (a parameter grid of the estimator's own parameters), the --scoring
+name, --cv (2 or more, and a first split of the data), and the columns
+(present, without nulls, features numeric).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import inspect
 import json
+import os
 import sys
 from typing import Any
 
@@ -36,8 +46,115 @@ def _estimator(path: str, params_json: str | None) -> Any:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise InvalidInputError(f"--estimator {path!r} cannot be imported: {exc}") from None
+    if not isinstance(cls, type):
+        raise InvalidInputError(f"--estimator {path!r} is not a class.")
     params = _json_arg("--estimator-params", params_json) if params_json else {}
-    return cls(**params)
+    if not isinstance(params, dict):
+        raise InvalidInputError(
+            f"--estimator-params must be a JSON object of constructor arguments, such as "
+            f"'{{\"max_iter\": 500}}'; got {params_json!r}."
+        )
+    try:
+        estimator = cls(**params)
+    except (TypeError, ValueError) as exc:
+        given = f" from --estimator-params {params_json}" if params_json else ""
+        raise InvalidInputError(
+            f"--estimator {path} cannot be built{given}: {exc}{_accepted(cls)}"
+        ) from None
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
+        raise InvalidInputError(
+            f"--estimator {path!r} is not a scikit-learn estimator (no fit or get_params)."
+        )
+    return estimator
+
+
+def _accepted(cls: type) -> str:
+    """``'; it accepts [...]'``: the constructor's keyword names, where they can be read."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - a class without a signature
+        return ""
+    names = [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return f"; it accepts {names}." if names else ""
+
+
+def _grid(text: str, estimator: Any) -> Any:
+    """The parsed --grid, checked as GridSearchCV would check it, and against ``estimator``."""
+    from sklearn.model_selection import ParameterGrid
+
+    grid = _json_arg("--grid", text)
+    try:
+        candidates = ParameterGrid(grid)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"--grid is not a scikit-learn parameter grid ({exc}); give a JSON object of "
+            f"lists, such as '{{\"C\": [0.1, 1, 10]}}', or a list of such objects."
+        ) from None
+    if len(candidates) == 0:
+        raise InvalidInputError(f"--grid has no candidates: {text!r}.")
+    known = estimator.get_params(deep=True)
+    names = {name for part in candidates.param_grid for name in part}
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise InvalidInputError(
+            f"--grid parameter(s) {unknown} are not parameters of "
+            f"{type(estimator).__name__}; it has {sorted(known)}."
+        )
+    return grid
+
+
+def _check_scoring(name: str | None) -> None:
+    if name is None:
+        return
+    from sklearn.metrics import get_scorer, get_scorer_names
+
+    try:
+        get_scorer(name)
+    except ValueError:
+        close = difflib.get_close_matches(name, get_scorer_names(), n=3)
+        hint = f"did you mean {close}? " if close else ""
+        raise InvalidInputError(
+            f"--scoring {name!r} is not a scikit-learn scorer; {hint}"
+            "sklearn.metrics.get_scorer_names() lists them."
+        ) from None
+
+
+def _check_output(path: str | None) -> None:
+    """Refuse an --output that cannot be written, before the search runs."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise InvalidInputError(f"--output {path!r} is a directory; give a file name.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InvalidInputError(f"--output {path!r}: the directory {folder!r} does not exist.")
+    target = path if os.path.exists(path) else folder
+    if not os.access(target, os.W_OK):
+        raise InvalidInputError(f"--output {path!r} cannot be written: {target!r} is read-only.")
+
+
+def _check_features(frame: Any, features: list[str]) -> None:
+    import pandas as pd
+
+    for column in features:
+        values = frame[column]
+        if not pd.api.types.is_numeric_dtype(values.dtype):
+            example = values.iloc[0] if len(values) else None
+            raise InvalidInputError(
+                f"feature column {column!r} is not numeric ({values.dtype}, for example "
+                f"{example!r}); encode it first, or leave it out with --features."
+            )
+
+
+def _check_cv(cv: int, estimator: Any, X: Any, y: Any) -> None:
+    """The first split, made as the search will make it: a --cv the data cannot take fails here."""
+    from sklearn.base import is_classifier
+    from sklearn.model_selection import check_cv
+
+    try:
+        next(iter(check_cv(cv, y, classifier=is_classifier(estimator)).split(X, y)))
+    except ValueError as exc:
+        raise InvalidInputError(f"--cv {cv} cannot split the data: {exc}") from None
 
 
 def _json_arg(flag: str, text: str) -> Any:
@@ -68,6 +185,14 @@ def _tune(args: argparse.Namespace) -> int:
 
     from sparklift.tuning.search import GridSearchCV
 
+    # Everything that can be checked without the data first, then the data:
+    # the search (every fit a Spark task) starts only on arguments that work.
+    _check_output(args.output)
+    estimator = _estimator(args.estimator, args.estimator_params)
+    grid = _grid(args.grid, estimator)
+    _check_scoring(args.scoring)
+    if args.cv < 2:
+        raise InvalidInputError(f"--cv must be 2 or more; got {args.cv}.")
     frame = pd.read_parquet(args.data)
     if args.label not in frame.columns:
         raise InvalidInputError(
@@ -87,15 +212,17 @@ def _tune(args: argparse.Namespace) -> int:
             f"column {column!r} has missing values: {int(bad.sum())} rows with nulls, for "
             f"example row {int(np.flatnonzero(bad.to_numpy())[0])}. Drop or impute them first."
         )
-    grid = _json_arg("--grid", args.grid)
+    _check_features(data, features)
+    X, y = data[features].to_numpy(), data[args.label].to_numpy()
+    _check_cv(args.cv, estimator, X, y)
     search = GridSearchCV(
-        _estimator(args.estimator, args.estimator_params),
+        estimator,
         grid,
         cv=args.cv,
         scoring=args.scoring,
         verbose=1 if args.progress else 0,
     )
-    search.fit(data[features].to_numpy(), data[args.label].to_numpy())
+    search.fit(X, y)
     result = {
         "best_params": _plain(search.best_params_),
         "best_score": _plain(search.best_score_),
