@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,6 +102,63 @@ def test_fit_predict_save_load_equal_local_models(spark, tmp_path):
         [reference[g].predict(matrix(pdf.loc[pdf.store == g])) for g in GROUPS]
     )
     np.testing.assert_array_equal(again["prediction"].to_numpy(), expected)
+
+
+# Spark SQL literals, one per group of make_groups: keys that Python reads
+# differently from Arrow (dates, time zones) or that are not equal to
+# themselves (NaN, which Spark groups as one key).
+KEY_LITERALS = {
+    "date": ["date'2024-01-01'", "date'2024-01-02'", "date'1969-12-31'", "date'2024-03-01'"],
+    "timestamp": [
+        "timestamp'2024-01-01 00:00:00'",
+        "timestamp'2024-01-01 12:30:00'",
+        "timestamp'1969-12-31 23:59:59'",
+        "timestamp'2024-06-30 23:00:00'",
+    ],
+    "double": ["0.5D", "double('NaN')", "-1.0D", "2.0D"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KEY_LITERALS))
+def test_date_timestamp_and_nan_keys_score_with_their_own_models(spark, kind):
+    pdf = make_groups(3, n_per_group=20)
+    cases = " ".join(
+        f"WHEN '{g}' THEN {lit}" for g, lit in zip(GROUPS, KEY_LITERALS[kind], strict=True)
+    )
+    df = spark.createDataFrame(pdf).selectExpr("*", f"CASE store {cases} END AS key")
+    grouped = fit_per_group(df, "key", LinearRegression(), FEATURES, "y", order_by="id")
+    assert grouped.n_groups == 4
+    reference = local_fit(pdf, LinearRegression, "y")
+    for strategy in ("broadcast", "cogroup"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UnknownGroupWarning)
+            got = collect(grouped.predict(df, strategy=strategy))
+        assert grouped.unknown_rows_ == 0
+        for g in GROUPS:
+            rows = (pdf.store == g).to_numpy()
+            np.testing.assert_array_equal(
+                got.loc[rows, "prediction"].to_numpy(),
+                reference[g].predict(matrix(pdf.loc[rows])),
+                err_msg=f"{kind} key of group {g}, {strategy}",
+            )
+
+
+def test_column_names_with_dots_and_spaces(spark):
+    pdf = make_groups(4, n_per_group=15)
+    names = {"x0": "x.0", "x1": "x 1", "store": "store.id"}
+    df = spark.createDataFrame(pdf.rename(columns=names))
+    features = [names.get(c, c) for c in FEATURES]
+    grouped = fit_per_group(df, "store.id", LinearRegression(), features, "y", order_by="id")
+    reference = local_fit(pdf, LinearRegression, "y")
+    assert set(grouped.summary()["store.id"]) == set(GROUPS)
+    np.testing.assert_array_equal(grouped.get_model("b").coef_, reference["b"].coef_)
+    for strategy in ("broadcast", "cogroup"):
+        got = collect(grouped.predict(df, strategy=strategy))
+        for g in GROUPS:
+            rows = (pdf.store == g).to_numpy()
+            np.testing.assert_array_equal(
+                got.loc[rows, "prediction"].to_numpy(), reference[g].predict(matrix(pdf.loc[rows]))
+            )
 
 
 def test_failed_group_does_not_fail_the_others_and_cogroup_matches(spark):
@@ -284,3 +343,32 @@ def test_many_small_batches_on_spark_and_empty_input(spark):
     empty = spark.createDataFrame(pdf).where("store = 'none'")
     with pytest.raises(InvalidInputError, match="empty"):
         fit_per_group(empty, "store", LinearRegression(), FEATURES, "y")
+
+
+def _class_of_main():
+    """A regressor class as if defined in a script or notebook (module ``__main__``)."""
+
+    class MeanRegressor:
+        def fit(self, X, y):
+            self.mean_ = float(np.mean(y))
+            return self
+
+        def predict(self, X):
+            return np.full(len(X), self.mean_)
+
+    MeanRegressor.__module__ = "__main__"
+    MeanRegressor.__qualname__ = "MeanRegressor"
+    return MeanRegressor
+
+
+def test_an_estimator_class_from_main_fits_and_predicts(spark):
+    # Plain pickle stores such a class by reference, which no other process
+    # can resolve: every group used to fail.
+    pdf = make_groups(6, n_per_group=10)
+    df = spark.createDataFrame(pdf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GroupFitWarning)
+        grouped = fit_per_group(df, "store", _class_of_main()(), FEATURES, "y")
+    got = collect(grouped.predict(df))
+    means = pdf.groupby("store")["y"].mean()
+    np.testing.assert_allclose(got["prediction"], pdf["store"].map(means), rtol=1e-15)

@@ -111,6 +111,30 @@ def test_vector_and_array_feature_columns(spark):
     np.testing.assert_array_equal(got["yhat"], model.predict(X))
 
 
+def test_column_names_with_dots_and_spaces(spark):
+    from pyspark.ml.feature import VectorAssembler
+
+    X, y = make_data(5)
+    model = LogisticRegression().fit(X, y)
+    names = ["x.0", "x 1", "x`2", "x3"]
+    df = frame(spark, X).toDF("id", *names)
+    for on_null in ("error", "null"):
+        out = predict(
+            df,
+            model,
+            input_cols=names,
+            method=["predict", "predict_proba"],
+            output_col="out.put",
+            on_null=on_null,
+        )
+        got = scored_pandas(out.select("id", "`out.put`.*"))
+        np.testing.assert_array_equal(got["predict"].to_numpy(), model.predict(X))
+        np.testing.assert_array_equal(np.stack(got["predict_proba"]), model.predict_proba(X))
+    vectors = VectorAssembler(inputCols=COLS, outputCol="feat.vec").transform(frame(spark, X))
+    got = scored_pandas(predict(vectors, model, features_col="feat.vec"))
+    np.testing.assert_array_equal(got["prediction"].to_numpy(), model.predict(X))
+
+
 def test_transform_and_score_samples_and_pipeline(spark):
     X, y = make_data(2)
     df = frame(spark, X)

@@ -101,7 +101,12 @@ def dumps(obj: Any, serializer: str = "skops") -> bytes:
     else:
         import pickle
 
-        payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        # cloudpickle (as bundled with pyspark): a model whose class was
+        # defined in __main__ or a notebook is stored by value, where plain
+        # pickle would store a reference no other process can resolve.
+        from pyspark import cloudpickle
+
+        payload = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     header = json.dumps(
         {
             "format_version": FORMAT_VERSION,

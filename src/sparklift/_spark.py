@@ -184,6 +184,20 @@ def map_reduce(
     return functools.reduce(combine, partials)
 
 
+def positional_names(df: DataFrame) -> tuple[DataFrame, list[str] | None]:
+    """``df`` with columns named by position if any name has a dot or a backtick.
+
+    pyspark's ``mapInArrow`` and ``applyInArrow`` look their input columns up
+    by unquoted name, which fails for a column named ``a.b``. Such inputs
+    travel under positional names; the worker gives the Arrow data its own
+    names back (the second value, None when nothing was renamed).
+    """
+    names = list(df.columns)
+    if not any("." in name or "`" in name for name in names):
+        return df, None
+    return df.toDF(*(f"_sparklift_{i}" for i in range(len(names)))), names
+
+
 def map_partitions(
     df: DataFrame,
     batches_fn: BatchesFn,
@@ -209,7 +223,11 @@ def map_partitions(
         still shows the sparklift error's message in Spark's error text.
     """
 
+    df, names = positional_names(df)
+
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        if names:
+            batches = (pa.RecordBatch.from_arrays(b.columns, names=names) for b in batches)
         # batches_fn is usually a generator: errors surface while iterating it.
         try:
             yield from batches_fn(batches)
@@ -284,3 +302,25 @@ def is_connect(spark_or_df: SparkSession | DataFrame) -> bool:
 def session_of(df: DataFrame) -> SparkSession:
     """The session a DataFrame belongs to (Classic or Connect)."""
     return df.sparkSession
+
+
+def col(name: str) -> Column:
+    """The column named ``name`` exactly, even with dots, spaces or backticks in it.
+
+    ``F.col("a.b")`` reads field ``b`` of a struct ``a``; a user's column may
+    simply be called ``a.b``.
+    """
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def arrow_schema(df: DataFrame, schema: StructType) -> pa.Schema:
+    """The Arrow form of a Spark schema, timestamps in ``df``'s session time zone."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    try:
+        zone = df.sparkSession.conf.get("spark.sql.session.timeZone")
+    except Exception:  # a conf the session does not expose
+        zone = None
+    return to_arrow_schema(schema, timezone=zone or "UTC")

@@ -43,7 +43,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparklift import _serialize
-from sparklift._spark import map_partitions, task_done, translate_errors
+from sparklift._spark import (
+    arrow_schema,
+    col,
+    map_partitions,
+    positional_names,
+    task_done,
+    translate_errors,
+)
 from sparklift.errors import (
     CountedWarning,
     InvalidInputError,
@@ -257,6 +264,30 @@ def _same_key(a: Any, b: Any) -> bool:
     return bool(a == b or (a != a and b != b))
 
 
+#: The dict key of a NaN group key: Spark groups every NaN together, but a
+#: NaN is not equal to itself, so it cannot find itself in a dict.
+_NAN_KEY = ("NaN",)
+
+
+def _key_list(keys: pa.Array) -> list[Any]:
+    """Group keys as dict keys that match however the key was read.
+
+    Dates and timestamps become Arrow's integers (days, or units since the
+    epoch), so the time zone a Python process would render them in plays no
+    part, and NaN becomes :data:`_NAN_KEY`. The models' keys and the scored
+    rows' keys both go through here.
+    """
+    kind = keys.type
+    if pa.types.is_date32(kind):
+        keys = keys.cast(pa.int32())
+    elif pa.types.is_temporal(kind):
+        keys = keys.cast(pa.int64())
+    values = keys.to_pylist()
+    if pa.types.is_floating(kind):
+        values = [_NAN_KEY if v is not None and v != v else v for v in values]
+    return values
+
+
 def _models_schema(df: DataFrame, group_col: str) -> Any:
     from pyspark.sql.types import (
         BinaryType,
@@ -351,8 +382,6 @@ def fit_per_group(
     if int(max_rows_per_group) < 1:
         raise InvalidInputError(f"max_rows_per_group must be positive; got {max_rows_per_group}")
 
-    from pyspark.sql.pandas.types import to_arrow_schema
-
     models_schema = _models_schema(df, group_col)
     payload, digest = _serialize.transport_dumps(estimator)
     spec = _FitSpec(
@@ -362,7 +391,7 @@ def fit_per_group(
         feature_cols=tuple(feature_cols),
         label_col=label_col,
         max_rows=int(max_rows_per_group),
-        schema=to_arrow_schema(models_schema),
+        schema=arrow_schema(df, models_schema),
     )
     needed = list(
         dict.fromkeys([group_col, *feature_cols, *([label_col] if label_col else []), *order])
@@ -373,7 +402,9 @@ def fit_per_group(
     # the (small) shuffle into one or two tasks and fit the groups one by one.
     n_parts = partitions or max(_shuffle_partitions(df), 16)
     fitted = map_partitions(
-        df.select(*needed).repartition(n_parts, group_col).sortWithinPartitions(group_col, *order),
+        df.select(*map(col, needed))
+        .repartition(n_parts, col(group_col))
+        .sortWithinPartitions(col(group_col), *map(col, order)),
         functools.partial(_fit_sorted_groups, spec=spec),
         models_schema,
     )
@@ -458,8 +489,9 @@ def _score_groups(
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        keys = batch.column(spec.group_col).to_numpy(zero_copy_only=False)
-        codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+        encoded = batch.column(spec.group_col).dictionary_encode()  # NaNs as one key
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        uniques = _key_list(encoded.dictionary)
         # Rows of one group made contiguous: one model call per group and batch.
         order = np.argsort(codes, kind="stable")
         batch = batch.take(pa.array(order))
@@ -540,7 +572,7 @@ def _cogroup_arrow(
         blob = models.column("model")[0].as_py()
         loader = functools.partial(_serialize.loads, trusted=trusted, allow_pickle=allow_pickle)
         model = _cached_model(hashlib.sha256(blob).hexdigest(), blob, loader=loader)
-        found[models.column(spec.group_col)[0].as_py()] = model
+        found[_key_list(models.column(spec.group_col).slice(0, 1).combine_chunks())[0]] = model
     batches = list(_score_groups(iter(data.to_batches()), found, spec))
     if not batches:
         return schema.empty_table()
@@ -629,7 +661,7 @@ class GroupedModel:
         """Key and error message of the groups whose fit failed (pandas)."""
         from pyspark.sql import functions as F
 
-        rows = self.models.where(F.col("error").isNotNull()).select(self.group_col, "error")
+        rows = self.models.where(F.col("error").isNotNull()).select(col(self.group_col), "error")
         with translate_errors():
             return rows.toPandas()
 
@@ -651,7 +683,7 @@ class GroupedModel:
         from pyspark.sql import functions as F
 
         with translate_errors():
-            row = self.models.where(F.col(self.group_col) == F.lit(key)).first()
+            row = self.models.where(col(self.group_col).eqNullSafe(F.lit(key))).first()
         if row is None:
             raise InvalidInputError(f"no group {key!r} in '{self.group_col}'")
         if row["model"] is None:
@@ -663,12 +695,15 @@ class GroupedModel:
             from pyspark.sql import functions as F
 
             with translate_errors():
-                rows = (
+                # As Arrow, the form the scoring tasks read the keys in.
+                table = (
                     self.models.where(F.col("model").isNotNull())
-                    .select(self.group_col, "model")
-                    .collect()
+                    .select(col(self.group_col), "model")
+                    .toArrow()
                 )
-            self._loaded = {row[0]: self._load(row[1]) for row in rows}
+            keys = _key_list(table.column(0).combine_chunks())
+            blobs = table.column(1).to_pylist()
+            self._loaded = {key: self._load(blob) for key, blob in zip(keys, blobs, strict=True)}
         if not self._loaded:
             raise NotFittedError("no group has a fitted model (every fit failed)")
         return self._loaded
@@ -683,12 +718,12 @@ class GroupedModel:
     def _count_unknown(self, df: DataFrame, on_unknown: str, output_col: str) -> None:
         from pyspark.sql import functions as F
 
-        known = self.models.where(F.col("model").isNotNull()).select(self.group_col)
+        known = self.models.where(F.col("model").isNotNull()).select(col(self.group_col))
         unknown = df.join(F.broadcast(known), on=self.group_col, how="left_anti")
         with translate_errors():
             count = int(unknown.count())
             examples = (
-                [r[0] for r in unknown.select(self.group_col).distinct().limit(3).collect()]
+                [r[0] for r in unknown.select(col(self.group_col)).distinct().limit(3).collect()]
                 if count
                 else []
             )
@@ -810,23 +845,29 @@ class GroupedModel:
         return self._predict_cogroup(df, spec, schema)
 
     def _predict_cogroup(self, df: DataFrame, spec: _GroupSpec, schema: Any) -> DataFrame:
-        from pyspark.sql.pandas.types import to_arrow_schema
-
         score = functools.partial(
             _cogroup_arrow,
             spec=spec,
-            schema=to_arrow_schema(schema),
+            schema=arrow_schema(df, schema),
             trusted=self.trusted,
             allow_pickle=self._pickle_ok,
         )
 
+        models = self.models.select(col(self.group_col), "model")
+        data, data_names = positional_names(df)
+        models, model_names = positional_names(models)
+        key = data.columns[df.columns.index(self.group_col)]
+
         def fn(data: pa.Table, models: pa.Table) -> pa.Table:
+            if data_names:
+                data = data.rename_columns(data_names)
+            if model_names:
+                models = models.rename_columns(model_names)
             out = score(data, models)
             task_done()  # called per group here; cheap once the worker has frozen
             return out
 
-        models = self.models.select(self.group_col, "model")
-        grouped = df.groupBy(self.group_col).cogroup(models.groupBy(self.group_col))
+        grouped = data.groupBy(col(key)).cogroup(models.groupBy(col(models.columns[0])))
         return grouped.applyInArrow(fn, schema)
 
     # ------------------------------------------------------------------ persistence

@@ -53,7 +53,7 @@ from pyspark.ml.util import (
 
 from sparklift import _serialize
 from sparklift._ml import InstanceWriter
-from sparklift._spark import HAS_MAP_COLUMNS, map_columns, map_partitions
+from sparklift._spark import HAS_MAP_COLUMNS, col, map_columns, map_partitions
 from sparklift.errors import (
     CountedWarning,
     InvalidColumnTypeError,
@@ -494,7 +494,7 @@ def _features_column(df: DataFrame, features_col: str) -> tuple[DataFrame, str]:
     if isinstance(dtype, VectorUDT):
         from pyspark.ml.functions import vector_to_array
 
-        return df.withColumn(_TMP_FEATURES, vector_to_array(features_col)), _TMP_FEATURES
+        return df.withColumn(_TMP_FEATURES, vector_to_array(col(features_col))), _TMP_FEATURES
     if isinstance(dtype, ArrayType) and isinstance(dtype.elementType, NumericType | BooleanType):
         return df, features_col
     raise InvalidColumnTypeError(
@@ -509,7 +509,7 @@ def _n_features(model: Any, df: DataFrame, array_col: str, label: str) -> int:
         return int(n)
     from pyspark.sql import functions as F
 
-    row = df.select(F.size(array_col)).where(F.col(array_col).isNotNull()).first()
+    row = df.select(F.size(col(array_col))).where(col(array_col).isNotNull()).first()
     if row is None:
         raise InvalidInputError(f"Feature column '{label}' has no non-null row to score")
     return int(row[0])
@@ -525,7 +525,7 @@ def _zeros(n_features: int, names: tuple[str, ...] | None) -> Any:
 
 
 def _first_rows(df: DataFrame, cols: list[str], names: tuple[str, ...] | None) -> Any:
-    rows = df.select(*cols).dropna().limit(2).collect()
+    rows = df.select(*map(col, cols)).dropna().limit(2).collect()
     if not rows:
         raise InvalidInputError("the DataFrame has no row without nulls to sample from")
     if len(cols) == 1 and isinstance(rows[0][0], list | tuple):
@@ -543,9 +543,9 @@ def _null_rows_count(df: DataFrame, input_cols: list[str] | None, array_col: str
     from pyspark.sql import functions as F
 
     if input_cols is not None:
-        condition = functools.reduce(lambda a, b: a | b, [F.col(c).isNull() for c in input_cols])
+        condition = functools.reduce(lambda a, b: a | b, [col(c).isNull() for c in input_cols])
     else:
-        condition = F.col(array_col).isNull() | F.exists(array_col, lambda x: x.isNull())
+        condition = col(array_col).isNull() | F.exists(col(array_col), lambda x: x.isNull())
     return int(df.where(condition).count())
 
 
@@ -711,12 +711,11 @@ def _with_arrow_udf(
     (``mapInArrow`` would carry every column both ways): on 20 features this
     is what keeps scoring level with a hand-written pandas UDF.
     """
-    from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_type
 
     if spec.input_cols is not None:
         names = list(spec.input_cols)
-        args = [F.col(c) for c in names]
+        args = [col(c) for c in names]
     else:
         assert spec.array_col is not None
         assert features_col is not None
@@ -724,9 +723,9 @@ def _with_arrow_udf(
         if spec.array_col == _TMP_FEATURES:
             from pyspark.ml.functions import vector_to_array
 
-            args = [vector_to_array(F.col(features_col))]
+            args = [vector_to_array(col(features_col))]
         else:
-            args = [F.col(features_col)]
+            args = [col(features_col)]
     udf_spec = dataclasses.replace(spec, example_cols=(), drop_cols=tuple(names))
     score = functools.partial(
         _score_arrays,
