@@ -226,6 +226,15 @@ def test_null_features_fail_their_group_with_a_count_and_predict_on_null(spark):
         pytest.raises(InvalidInputError, match=r"'x1' has null values in [123] rows"),
     ):
         collect(grouped.predict(df.where("store = 'a'").union(df.where("x1 is null"))))
+    # The same through the cogroup path, and with the public translate_errors.
+    import sparklift
+
+    with (
+        pytest.warns(UnknownGroupWarning),
+        pytest.raises(InvalidInputError, match=r"'x1' has null values"),
+        sparklift.translate_errors(),
+    ):
+        grouped.predict(df.where("x1 is null"), strategy="cogroup").collect()
     with pytest.warns(UnknownGroupWarning):
         got = collect(grouped.predict(df, on_null="null"))
     assert got.loc[got.x1.isna(), "prediction"].isna().all()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from sparklift._spark import translate_errors
 from sparklift.session import get_spark
 
-__all__ = ["__version__", "get_spark"]
+__all__ = ["__version__", "get_spark", "translate_errors"]

@@ -92,13 +92,26 @@ def task_done() -> None:
         _frozen_at_modules = len(sys.modules)
 
 
-def _guard(fn: Callable[..., T]) -> Callable[..., T]:
+@contextlib.contextmanager
+def encoded_errors() -> Iterator[None]:
+    """In a task: re-raise a :class:`SparkliftError` in the form the driver decodes.
+
+    For task functions Spark calls directly (``applyInArrow``); the ``map_*``
+    helpers here already run their functions inside it.
+    """
+    try:
+        yield
+    except SparkliftError as exc:
+        raise _encode_error(exc) from None
+
+
+def guard_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` run inside :func:`encoded_errors`."""
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
+        with encoded_errors():
             return fn(*args, **kwargs)
-        except SparkliftError as exc:
-            raise _encode_error(exc) from None
 
     return wrapper
 
@@ -116,7 +129,14 @@ def decode_error(message: str) -> SparkliftError | None:
 def translate_errors() -> Iterator[None]:
     """Raise a task's :class:`SparkliftError` on the driver as itself.
 
-    Wrap every Spark action that runs sparklift partition functions.
+    sparklift's own actions run inside this. A DataFrame sparklift returns
+    is lazy, so an error found in a task (a null feature, say) surfaces in
+    *your* action, as Spark's exception whose message carries
+    ``[sparklift-error:InvalidInputError] ...``; wrap the action to get the
+    :class:`~sparklift.errors.InvalidInputError` itself::
+
+        with sparklift.translate_errors():
+            scored.write.parquet(path)
     """
     try:
         yield
@@ -130,7 +150,7 @@ def translate_errors() -> Iterator[None]:
 
 
 def _run_partition(fn: PartitionFn) -> BatchesFn:
-    guarded = _guard(fn)
+    guarded = guard_errors(fn)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         partial = guarded(batches)
@@ -229,10 +249,8 @@ def map_partitions(
         if names:
             batches = (pa.RecordBatch.from_arrays(b.columns, names=names) for b in batches)
         # batches_fn is usually a generator: errors surface while iterating it.
-        try:
+        with encoded_errors():
             yield from batches_fn(batches)
-        except SparkliftError as exc:
-            raise _encode_error(exc) from None
         task_done()
 
     return df.mapInArrow(run, schema)
@@ -280,10 +298,8 @@ def map_columns(
     from pyspark.sql.pandas.functions import ArrowUDFType
 
     def run(items: Iterator[Any]) -> Iterator[pa.Array]:
-        try:
+        with encoded_errors():
             yield from arrays_fn(items)
-        except SparkliftError as exc:
-            raise _encode_error(exc) from None
         task_done()
 
     with warnings.catch_warnings():

@@ -46,6 +46,7 @@ from sparklift import _serialize
 from sparklift._spark import (
     arrow_schema,
     col,
+    encoded_errors,
     map_partitions,
     positional_names,
     task_done,
@@ -68,6 +69,7 @@ from sparklift.inference import (
     _numeric_check,
     _ScoreSpec,
     _spark_type,
+    _to_float,
     _zeros,
 )
 
@@ -150,7 +152,7 @@ def _fit_one(table: pa.Table, spec: _FitSpec) -> tuple[Any, ...]:
                     f"feature column '{name}' has {column.null_count} null values in this "
                     "group; drop or fill them first"
                 )
-            X[:, j] = np.asarray(column.to_numpy(), dtype=np.float64)
+            X[:, j] = _to_float(column)
         args = [X]
         if spec.label_col is not None:
             y = table.column(spec.label_col)
@@ -863,7 +865,8 @@ class GroupedModel:
                 data = data.rename_columns(data_names)
             if model_names:
                 models = models.rename_columns(model_names)
-            out = score(data, models)
+            with encoded_errors():
+                out = score(data, models)
             task_done()  # called per group here; cheap once the worker has frozen
             return out
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import math
 import os
 import threading
 import warnings
@@ -181,7 +182,14 @@ def _array_null_mask(arr: pa.Array) -> np.ndarray:
     return mask
 
 
-def _to_float(arr: pa.Array) -> np.ndarray:
+def _to_float(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A numeric Arrow column as float64 NumPy (nulls as NaN; callers mask them)."""
+    if pa.types.is_decimal(arr.type):
+        # Arrow's decimal cast is not correctly rounded (1 ulp off at times);
+        # Python's float(Decimal) is, as is what a user's own code would use.
+        return np.array(
+            [math.nan if v is None else float(v) for v in arr.to_pylist()], dtype=np.float64
+        )
     if not pa.types.is_floating(arr.type) and not pa.types.is_integer(arr.type):
         arr = pc.cast(arr, pa.float64())
     return arr.to_numpy(zero_copy_only=False)
