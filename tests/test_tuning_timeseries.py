@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from sparklift.errors import InvalidInputError, ModelFormatError
+from sparklift.errors import InvalidColumnTypeError, InvalidInputError, ModelFormatError
 from sparklift.tuning import TimeSeriesCrossValidator, TimeSeriesCrossValidatorModel
 from sparklift.tuning.timeseries import build_folds
 
@@ -452,3 +452,158 @@ def test_a_failing_fit_stops_the_search_with_its_error(spark):
     )
     with pytest.raises(Exception, match="no_such_column"):
         cv.fit(df)
+
+
+# --- clear errors on the inputs -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "type_name"),
+    [
+        ("x1 > 0", "boolean"),
+        ("array(x1, x2)", "array<double>"),
+        ("named_struct('d', day)", "struct<d:date>"),
+        (None, "vector"),  # the assembled features column
+    ],
+)
+def test_time_column_of_another_type_is_refused(spark, expression, type_name):
+    from pyspark.sql import functions as F
+
+    df = _panel(spark, n_days=6, per_day=2)
+    time_col = "features" if expression is None else "t"
+    if expression is not None:
+        df = df.withColumn("t", F.expr(expression))
+    lr, grid = _lr_grid()
+    cv = TimeSeriesCrossValidator(
+        estimator=lr,
+        estimatorParamMaps=grid,
+        evaluator=_regression_evaluator(),
+        timeCol=time_col,
+        numFolds=2,
+        horizon=1,
+    )
+    with pytest.raises(InvalidColumnTypeError, match=rf"timeCol '{time_col}' has type {type_name}"):
+        cv.fit(df)
+
+
+def _regression_evaluator():
+    from pyspark.ml.evaluation import RegressionEvaluator
+
+    return RegressionEvaluator()
+
+
+@pytest.mark.parametrize("time_type", ["date", "timestamp", "timestamp_ntz"])
+def test_unreadable_cutoff_is_named(spark, time_type):
+    from pyspark.sql import functions as F
+
+    df = _panel(spark, n_days=6, per_day=2).withColumn("t", F.col("day").cast(time_type))
+    cv = _probe_cv(timeCol="t", cutoffs=[str(day(2)), "notadate"], horizon=1)
+    df = df.withColumn("hour", F.lit(1))
+    with pytest.raises(InvalidInputError, match=r"cutoffs\[1\] = 'notadate' is not"):
+        cv.fit(df)
+
+
+def _classifier_cv(evaluator, estimator=None):
+    from pyspark.ml.classification import LogisticRegression
+
+    lr = LogisticRegression(maxIter=5)
+    return TimeSeriesCrossValidator(
+        estimator=estimator or lr,
+        estimatorParamMaps=[{lr.regParam: 0.0}],
+        evaluator=evaluator,
+        timeCol="day",
+        numFolds=2,
+        horizon=3,
+    )
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+def test_missing_label_column_of_a_classification_evaluator_is_named(spark, kind):
+    from pyspark.ml.evaluation import (
+        BinaryClassificationEvaluator,
+        MulticlassClassificationEvaluator,
+    )
+
+    df = _panel(spark, n_days=12, per_day=4, classes=True)
+    evaluator = (
+        BinaryClassificationEvaluator(labelCol="outcome")
+        if kind == "binary"
+        else MulticlassClassificationEvaluator(labelCol="outcome")
+    )
+    with pytest.raises(
+        InvalidInputError, match=r"labelCol 'outcome' .* not in the dataset; its columns are \["
+    ):
+        _classifier_cv(evaluator).fit(df)
+
+
+@pytest.mark.smoke  # a classifier's fit in a worker thread needs the session on Connect
+def test_label_made_by_a_pipeline_stage_is_not_refused(spark):
+    """A label a Pipeline stage derives (StringIndexer) is not in the input: that is fine."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+    from pyspark.ml.feature import StringIndexer
+    from pyspark.sql import functions as F
+
+    df = _panel(spark, n_days=12, per_day=4, classes=True)
+    df = df.withColumn("kind", F.when(F.col("label") > 0, "up").otherwise("down")).drop("label")
+    lr = LogisticRegression(maxIter=5)
+    pipeline = Pipeline(stages=[StringIndexer(inputCol="kind", outputCol="label"), lr])
+    model = _classifier_cv(MulticlassClassificationEvaluator(), pipeline).fit(df)
+    assert len(model.foldMetrics) == 2
+
+
+@contextlib.contextmanager
+def _session_time_zone(spark, name):
+    old = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", name)
+    try:
+        yield
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", old)
+
+
+def test_timestamp_boundaries_state_their_utc_offset(spark):
+    """Boundaries are the session time zone's wall-clock time with its offset, never ambiguous.
+
+    05:00 and 06:00 UTC on 2026-11-01 are both 01:00 in New York; the driver's
+    own zone (Tokyo here) plays no part.
+    """
+    utc = dt.timezone.utc
+    start = dt.datetime(2026, 11, 1, 3, tzinfo=utc)
+    rows = [(start + dt.timedelta(hours=h), h) for h in range(5)]
+    df = spark.createDataFrame(rows, "t timestamp, hour int")
+    cv = _probe_cv(timeCol="t", numFolds=2, horizon=1)
+    with _session_time_zone(spark, "America/New_York"), _driver_time_zone("Asia/Tokyo"):
+        model = cv.fit(df)
+    assert model.foldBoundaries == [
+        {
+            "trainStart": "2026-10-31T23:00:00-04:00",
+            "trainEnd": "2026-11-01T01:00:00-04:00",
+            "validationStart": "2026-11-01T01:00:00-05:00",
+            "validationEnd": "2026-11-01T01:00:00-05:00",
+        },
+        {
+            "trainStart": "2026-10-31T23:00:00-04:00",
+            "trainEnd": "2026-11-01T01:00:00-05:00",
+            "validationStart": "2026-11-01T02:00:00-05:00",
+            "validationEnd": "2026-11-01T02:00:00-05:00",
+        },
+    ]
+    instants = [dt.datetime.fromisoformat(b["trainEnd"]) for b in model.foldBoundaries]
+    assert instants == [start + dt.timedelta(hours=2), start + dt.timedelta(hours=3)]
+
+
+def test_timestamp_ntz_boundaries_have_no_offset(spark):
+    rows = [(dt.datetime(2026, 11, 1, h, 30, 15, 250), h) for h in range(4)]
+    df = spark.createDataFrame(rows, "t timestamp_ntz, hour int")
+    with _driver_time_zone("Asia/Tokyo"):
+        model = _probe_cv(timeCol="t", numFolds=1, horizon=1).fit(df)
+    assert model.foldBoundaries == [
+        {
+            "trainStart": "2026-11-01T00:30:15.000250",
+            "trainEnd": "2026-11-01T02:30:15.000250",
+            "validationStart": "2026-11-01T03:30:15.000250",
+            "validationEnd": "2026-11-01T03:30:15.000250",
+        }
+    ]

@@ -9,7 +9,8 @@ Folds
 -----
 Time is counted in *time points*: the distinct values of ``timeCol`` in
 increasing order (days for daily data, hours for hourly data), so the column
-may be a date, a timestamp or a number and every window holds whole points.
+may be a number, a date, a timestamp (with or without time zone) or a string,
+and every window holds whole points.
 
 * ``numFolds`` folds (default 3): the validation windows are the last
   ``numFolds * horizon`` points, ``horizon`` points each, oldest first;
@@ -45,13 +46,14 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import re
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pyspark import keyword_only
+from pyspark import inheritable_thread_target, keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasCollectSubModels, HasParallelism
@@ -63,7 +65,12 @@ from pyspark.ml.tuning import _ValidatorParams
 from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
 
 from sparklift._ml import InstanceWriter
-from sparklift.errors import InvalidInputError, ModelFormatError, ResourceLimitError
+from sparklift.errors import (
+    InvalidColumnTypeError,
+    InvalidInputError,
+    ModelFormatError,
+    ResourceLimitError,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -77,6 +84,10 @@ FORMAT_VERSION = 1
 _INDEX = "__sparklift_time_index"
 _COUNT = "__sparklift_time_rows"
 _KEY = "__sparklift_time_key"
+_SHOWN = "__sparklift_time_shown"
+#: A timestamp boundary as ISO 8601 in the session time zone, with its offset
+#: (``xxxxx``: ``+05:30``, or ``+00:17:30`` for an offset with seconds).
+_TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSSxxxxx"
 _CLASSIFICATION_EVALUATORS = ("BinaryClassificationEvaluator", "MulticlassClassificationEvaluator")
 
 
@@ -92,7 +103,7 @@ class _TimeSeriesCVParams(_ValidatorParams, HasParallelism, HasCollectSubModels)
     timeCol: Param[str] = Param(
         Params._dummy(),
         "timeCol",
-        "column to split on: date, timestamp or number",
+        "column to split on: number, date, timestamp, timestamp_ntz or string",
         typeConverter=TypeConverters.toString,
     )
     numFolds: Param[int] = Param(
@@ -268,6 +279,33 @@ def _time_key(time_col: str, data_type: Any) -> tuple[Any, Any]:
     return column, F.lit
 
 
+def _shown_time(text: str) -> str:
+    """A timestamp formatted with :data:`_TIMESTAMP_FORMAT`, as ``isoformat()`` would write it.
+
+    That is, without the fraction when it is zero: ``2026-11-01T01:00:00-05:00``.
+    """
+    return re.sub(r"\.0{6}(?=[+-])", "", text)
+
+
+def _check_time_type(time_col: str, data_type: Any) -> None:
+    """Refuse a ``timeCol`` whose values are no points in time (a vector, a struct, a flag)."""
+    from pyspark.sql.types import (
+        BooleanType,
+        DateType,
+        NumericType,
+        StringType,
+        TimestampNTZType,
+        TimestampType,
+    )
+
+    accepted = (NumericType, DateType, TimestampType, TimestampNTZType, StringType)
+    if isinstance(data_type, BooleanType) or not isinstance(data_type, accepted):
+        raise InvalidColumnTypeError(
+            f"timeCol '{time_col}' has type {data_type.simpleString()}; it must be a "
+            "number, date, timestamp, timestamp_ntz or string column."
+        )
+
+
 def _cutoff_indices(
     cutoffs: Sequence[Any],
     times: list[Any],
@@ -287,10 +325,8 @@ def _cutoff_indices(
             points, value = keys[0], keys[1][i]
         else:
             points, value = times, cutoff
-            if isinstance(value, str) and isinstance(times[0], _dt.datetime):
-                value = _dt.datetime.fromisoformat(value)
-            elif isinstance(value, str) and isinstance(times[0], _dt.date):
-                value = _dt.date.fromisoformat(value)
+            if isinstance(value, str) and isinstance(times[0], _dt.date):
+                value = _parse_iso(value, type(times[0]), f"cutoffs[{i}]", time_col, times[0])
         try:
             position = int(np.searchsorted(np.array(points, dtype=object), value, "right"))
         except TypeError:
@@ -307,18 +343,61 @@ def _cutoff_indices(
     return indices
 
 
+def _parse_iso(text: str, kind: type, name: str, time_col: str, example: Any) -> Any:
+    """``text`` as a ``datetime.date`` or ``datetime.datetime``, or a clear error."""
+    try:
+        return kind.fromisoformat(text)
+    except ValueError:
+        what = "datetime" if kind is _dt.datetime else "date"
+        raise InvalidInputError(
+            f"{name} = {text!r} is not an ISO 8601 {what} (such as {example.isoformat()!r}), "
+            f"which the values of '{time_col}' are."
+        ) from None
+
+
+#: Params through which a Pipeline stage adds columns.
+_OUTPUT_PARAMS = ("outputCol", "outputCols", "predictionCol", "probabilityCol", "rawPredictionCol")
+
+
+def _may_produce(estimator: Any, column: str) -> bool:
+    """Whether a stage of the Pipeline ``estimator`` may add ``column`` to the data.
+
+    True where a stage names it as an output, or where a stage has none of
+    the usual output Params (an ``SQLTransformer``, a custom stage) and so
+    may add anything.
+    """
+    from pyspark.ml import Pipeline
+
+    if not isinstance(estimator, Pipeline):
+        return False
+    for stage in estimator.getStages():
+        if isinstance(stage, Pipeline):
+            if _may_produce(stage, column):
+                return True
+            continue
+        declared = [name for name in _OUTPUT_PARAMS if stage.hasParam(name)]
+        if not declared:
+            return True
+        for name in declared:
+            value = stage.getOrDefault(name) if stage.isDefined(name) else None
+            if column == value or (isinstance(value, list) and column in value):
+                return True
+    return False
+
+
 def _timestamp_cutoff_keys(spark: Any, cutoffs: Sequence[Any], time_col: str) -> list[int]:
     """Microseconds since the epoch of each cut-off, as Spark reads it.
 
     A datetime goes in as ``F.lit`` does (naive: local time; aware: exact), a
-    string is cast in the session time zone, as a SQL literal would be.
+    string is cast in the session time zone, as a SQL literal would be (with
+    ``try_cast``: an unreadable string is an error naming it, in ANSI mode too).
     """
     from pyspark.sql import functions as F
 
     columns = []
     for i, cutoff in enumerate(cutoffs):
         if isinstance(cutoff, str):
-            value = F.lit(cutoff).cast("timestamp")
+            value = F.lit(cutoff).try_cast("timestamp")
         elif isinstance(cutoff, _dt.datetime):
             value = F.lit(cutoff)
         else:
@@ -332,7 +411,8 @@ def _timestamp_cutoff_keys(spark: Any, cutoffs: Sequence[Any], time_col: str) ->
     for i, key in enumerate(keys):
         if key is None:
             raise InvalidInputError(
-                f"cutoffs[{i}] = {cutoffs[i]!r} is not a timestamp Spark can read."
+                f"cutoffs[{i}] = {cutoffs[i]!r} is not a timestamp Spark can read "
+                "(an ISO 8601 string such as '2024-01-31 12:00:00', or a datetime)."
             )
     return keys
 
@@ -349,7 +429,8 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
     evaluator : pyspark.ml.evaluation.Evaluator
         Metric to select with; ``isLargerBetter()`` decides the direction.
     timeCol : str
-        Time column: date, timestamp or number; nulls are rejected.
+        Time column: number, date, timestamp, timestamp_ntz or string (another
+        type raises InvalidColumnTypeError); nulls are rejected.
     numFolds : int, default 3
         Validation windows at the end of the data, ``horizon`` points each.
     cutoffs : list, optional
@@ -423,12 +504,15 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             value = self.getOrDefault(getattr(self, name))
             if value < low:
                 raise InvalidInputError(f"{name} must be >= {low}; got {value}.")
+        schema = dataset.schema
         columns = [self.getTimeCol(), *self.getSeriesIdCols()]
-        missing = [c for c in columns if c not in dataset.columns]
+        missing = [c for c in columns if c not in schema.names]
         if missing:
             raise InvalidInputError(
-                f"column(s) {missing} not in the dataset; its columns are {dataset.columns}."
+                f"column(s) {missing} not in the dataset; its columns are {schema.names}."
             )
+        _check_time_type(self.getTimeCol(), schema[self.getTimeCol()].dataType)
+        self._check_label(schema.names)
         if self.getCutoffs() is not None and not self.getCutoffs():
             raise InvalidInputError("cutoffs is empty: give at least one cut-off time.")
         if self.getSeriesIdCols() and self.getCutoffs() is not None:
@@ -436,6 +520,19 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
                 "seriesIdCols counts time points back from each series' end, which needs "
                 "numFolds; cutoffs are global times. Use one or the other."
             )
+
+    def _check_label(self, columns: list[str]) -> None:
+        """A classification evaluator's label must be in the data, or made by the Pipeline."""
+        evaluator = self.getEvaluator()
+        if type(evaluator).__name__ not in _CLASSIFICATION_EVALUATORS:
+            return
+        label = evaluator.getLabelCol()
+        if label in columns or _may_produce(self.getEstimator(), label):
+            return
+        raise InvalidInputError(
+            f"the {type(evaluator).__name__}'s labelCol '{label}' is not in the dataset; "
+            f"its columns are {columns}."
+        )
 
     def _refuse_null_times(self, dataset: DataFrame, count: int | None = None) -> None:
         """Raise when ``timeCol`` has nulls (or NaN, for a floating-point column).
@@ -517,12 +614,16 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         # column joined onto every row, so each fit's query plan stays as
         # shallow as the user's own (a joined, cached index made every Spark ML
         # job of every fit slower to plan, about 20% of a small fit).
+        # A timestamp is shown as Spark formats it in the session time zone,
+        # with the offset: Python would show its own local time, without one.
         time_type = dataset.schema[time_col].dataType
         key, literal = _time_key(time_col, time_type)
+        is_timestamp = isinstance(time_type, TimestampType)
+        shown = F.date_format(time_col, _TIMESTAMP_FORMAT) if is_timestamp else F.lit(None)
         rows = (
             dataset.groupBy(time_col)
             .agg(F.count(F.lit(1)).alias(_COUNT))
-            .select(time_col, key.alias(_KEY), _COUNT)
+            .select(time_col, key.alias(_KEY), _COUNT, shown.alias(_SHOWN))
             .orderBy(time_col)
             .collect()
         )
@@ -533,7 +634,9 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             missing += rows.pop()[2]
         if missing:
             self._refuse_null_times(dataset, missing)
-        times = [row[0] for row in rows]
+        # Timestamps are searched and filtered by their keys, so only their
+        # shown form is needed from here on.
+        times = [_shown_time(row[3]) if is_timestamp else row[0] for row in rows]
         keys = [row[1] for row in rows]
         n_points = len(times)
         if n_points > MAX_TIME_POINTS:
@@ -545,7 +648,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         cutoffs = self.getCutoffs()
         if cutoffs is not None:
             search = None
-            if isinstance(time_type, TimestampType):
+            if is_timestamp:
                 search = (keys, _timestamp_cutoff_keys(dataset.sparkSession, cutoffs, time_col))
             cutoff_indices = _cutoff_indices(cutoffs, times, time_col, search)
         folds = build_folds(n_points, cutoff_indices=cutoff_indices, **common)
@@ -575,13 +678,19 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
     def _check_classes(
         self, frame: DataFrame, folds: list[_Fold], bounds: list[dict], in_span: Any
     ) -> None:
-        """A classification metric on a window with one class is meaningless: refuse it."""
+        """A classification metric on a window with one class is meaningless: refuse it.
+
+        Not checked when a Pipeline stage makes the label (see :meth:`_check_label`):
+        the classes are known only after the stages ran.
+        """
         from pyspark.sql import functions as F
 
         evaluator = self.getEvaluator()
         if type(evaluator).__name__ not in _CLASSIFICATION_EVALUATORS:
             return
         label = evaluator.getLabelCol()
+        if label not in frame.columns:
+            return
         aggs = []
         for i, fold in enumerate(folds):
             for part, span in (("train", fold.train), ("validation", fold.validation)):
@@ -634,8 +743,12 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         metrics = np.full((n_folds, n_maps), np.nan)
         sub_models: list[list[Any]] = [[None] * n_maps for _ in range(n_folds)]
         workers = min(self.getParallelism(), n_folds * n_maps)
+        # As pyspark's CrossValidator: each thread runs in the caller's session
+        # (on Spark Connect a thread has no active session of its own, which
+        # some models' fits need) with its local properties and tags.
+        in_session = inheritable_thread_target(dataset.sparkSession)(evaluate)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(evaluate, f, j) for f in range(n_folds) for j in range(n_maps)]
+            futures = [pool.submit(in_session, f, j) for f in range(n_folds) for j in range(n_maps)]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [fut for fut in done if fut.exception() is not None]
             if failed:
@@ -750,8 +863,12 @@ class TimeSeriesCrossValidatorModel(Model, _TimeSeriesCVParams, MLReadable, MLWr
         ``foldMetrics[fold][paramMap]``.
     foldBoundaries : list of dict
         Per fold: ``trainStart``, ``trainEnd``, ``validationStart``,
-        ``validationEnd`` (inclusive, ISO strings for dates and times), or with
-        ``seriesIdCols`` the point ranges counted back from each series' end.
+        ``validationEnd`` (inclusive), or with ``seriesIdCols`` the point
+        ranges counted back from each series' end. Numbers and strings are the
+        column's values; dates are ISO 8601 (``2024-01-31``); timestamps are
+        ISO 8601 wall-clock times in the Spark session time zone with its UTC
+        offset (``2026-11-01T01:00:00-05:00``), so each names one instant;
+        timestamp_ntz values are ISO 8601 without an offset, as they have none.
     subModels : list of list of Model or None
         With ``collectSubModels``: ``subModels[fold][paramMap]`` (not saved).
     """
