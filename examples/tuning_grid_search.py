@@ -8,6 +8,11 @@ executor once per Spark job and handed to a Python worker once per Spark task
 the refitted best model is used to score a Spark DataFrame (recipe 2) with a
 pandas UDF.
 
+The seed's ``SVC(probability=True, random_state=0)`` is left out: scikit-learn
+1.9 deprecates ``probability`` (a FutureWarning in every fit), the example
+only predicts classes, and ``random_state`` served only the probabilities.
+Where probabilities are needed, use ``CalibratedClassifierCV(SVC(), ensemble=False)``.
+
 Run:  python examples/tuning_grid_search.py
 """
 
@@ -30,7 +35,7 @@ def main() -> None:
         "shrinking": [True, False],
     }
     search = GridSearchCV(
-        SVC(gamma="auto", random_state=0, probability=True),
+        SVC(gamma="auto"),
         param_grid=param_grid,
         return_train_score=False,
         cv=3,
