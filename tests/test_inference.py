@@ -111,6 +111,22 @@ def test_vector_and_array_feature_columns(spark):
     np.testing.assert_array_equal(got["yhat"], model.predict(X))
 
 
+def test_vector_column_read_back_from_parquet(spark, tmp_path):
+    # A Parquet scan is columnar, and Spark's scalar Arrow UDF cannot convert
+    # a vector (UDT) column of a columnar child, even one it does not read.
+    from pyspark.ml.feature import VectorAssembler
+
+    X, _ = make_data(11)
+    model = LinearRegression().fit(X, X @ np.array([0.3, 1.0, -1.0, 2.0]))
+    VectorAssembler(inputCols=COLS, outputCol="features").transform(frame(spark, X)).write.parquet(
+        str(tmp_path / "vectors")
+    )
+    df = spark.read.parquet(str(tmp_path / "vectors"))
+    for kwargs in ({"features_col": "features"}, {"input_cols": COLS}):
+        got = scored_pandas(predict(df, model, **kwargs))
+        np.testing.assert_array_equal(got["prediction"], model.predict(X))
+
+
 def test_column_names_with_dots_and_spaces(spark):
     from pyspark.ml.feature import VectorAssembler
 
@@ -302,13 +318,25 @@ def test_transformer_overwrite_and_pickle_opt_in(spark, tmp_path):
     path = str(tmp_path / "stage")
     stage.write().save(path)
     stage.write().overwrite().save(path)
-    with pytest.raises(ModelFormatError, match="allow_pickle"):
+    with pytest.raises(ModelFormatError, match=r"allow_pickle.*read\(\)\.trust\("):
         ModelTransformer.load(path)
     loaded = ModelTransformer.read().trust(allow_pickle=True).load(path)
     got = scored_pandas(loaded.transform(frame(spark, X)))
     np.testing.assert_array_equal(got["prediction"], model.predict(X))
     with pytest.raises(NotFittedError):
         ModelTransformer(inputCols=COLS).transform(frame(spark, X))
+
+
+def test_a_class_from_main_cannot_be_loaded_elsewhere_and_says_why(tmp_path):
+    class Constant:
+        def predict(self, X):
+            return np.zeros(len(X))
+
+    Constant.__module__, Constant.__qualname__ = "__main__", "Constant"
+    path = str(tmp_path / "m.skops")
+    save_model(Constant(), path)
+    with pytest.raises(ModelFormatError, match=r"cannot import.*__main__\.Constant.*importable"):
+        load_model(path, trusted=["__main__.Constant"])
 
 
 def test_save_model_round_trip(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.linear_model import LogisticRegression
 
 from sparklift.cli import main
@@ -40,3 +41,49 @@ def test_predict_command_round_trip(spark, tmp_path, capsys):
     assert main([*argv, "--input-cols", "a,b,c", "--overwrite"]) == 1
     assert "allow_pickle" in capsys.readouterr().err
     assert main([*argv, "--input-cols", "a,b,c", "--overwrite", "--allow-pickle"]) == 0
+
+
+def _failing_job(tmp_path):
+    """Arguments of a predict run whose job fails in a task (a null feature)."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 2))
+    model_path = str(tmp_path / "model.skops")
+    save_model(LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), model_path)
+    pdf = pd.DataFrame(X, columns=["a", "b"])
+    pdf.loc[5, "b"] = None  # found by a task, not before the job
+    pdf.to_parquet(tmp_path / "in.parquet")
+    argv = ["predict", "--model", model_path, "--input", str(tmp_path / "in.parquet")]
+    return [*argv, "--output", str(tmp_path / "out"), "--input-cols", "a,b"]
+
+
+def test_a_failing_job_leaves_no_output_behind(spark, tmp_path, capsys):
+    argv = _failing_job(tmp_path)
+    assert main(argv) == 1
+    assert "Feature column 'b' has null values in 1 rows" in capsys.readouterr().err
+    # The failed write left nothing behind, so the next run is not refused.
+    assert not (tmp_path / "out").exists()
+    assert main([*argv, "--on-null", "null"]) == 0
+    got = spark.read.parquet(str(tmp_path / "out")).toPandas()
+    assert got["prediction"].isna().sum() == 1
+
+
+@pytest.mark.slow  # starts a second JVM
+def test_a_failing_job_is_one_line_in_a_fresh_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # As a user runs it: Spark's own ERROR log of the failed task (its JVM
+    # stack, some 200 lines) is not printed; sparklift's one line is.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_REMOTE", "SPARKLIFT_"))}
+    env["SPARKLIFT_MASTER"] = "local[1]"
+    run = subprocess.run(
+        [sys.executable, "-m", "sparklift", *_failing_job(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert run.returncode == 1
+    assert "sparklift: error: Feature column 'b' has null values in 1 rows" in run.stderr
+    assert "PythonException" not in run.stderr
+    assert "at org.apache" not in run.stderr

@@ -235,6 +235,13 @@ def loads(data: bytes, *, trusted: Iterable[str] = (), allow_pickle: bool = Fals
     raw = bytes(payload)
     try:
         return sio.loads(raw, trusted=sio.get_untrusted_types(data=raw))
+    except (ImportError, AttributeError) as exc:
+        raise ModelFormatError(
+            f"the model needs a type this process cannot import ({type(exc).__name__}: {exc}). "
+            f"It was saved as {header.get('type')!r}; a class defined in a script's __main__ "
+            "or in a notebook exists only there: move it into an importable module (installed "
+            "where the model is loaded) and save the model again"
+        ) from None
     except Exception as exc:
         raise ModelFormatError(f"damaged sparklift model ({type(exc).__name__}: {exc})") from None
 

@@ -79,7 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from sparklift.errors import SparkliftError
-    from sparklift.session import JavaNotFoundError
+    from sparklift.session import ENV_LOG_LEVEL, JavaNotFoundError
+
+    # A failed task is logged by Spark at ERROR with its JVM stack (200 lines);
+    # the CLI reports it once, in one line, itself.
+    os.environ.setdefault(
+        ENV_LOG_LEVEL, "ERROR" if os.environ.get("SPARKLIFT_TRACEBACK") else "FATAL"
+    )
 
     try:
         return int(args.func(args) or 0)

@@ -699,7 +699,12 @@ def predict(
         + [StructField(output_col, out_type, True)]
     )
     payload, key = _serialize.transport_dumps(model)
-    if not HAS_MAP_COLUMNS:  # pyspark < 4.1: every column goes through Python and back
+    # Every column through Python and back: on pyspark < 4.1, and when the
+    # frame holds a user-defined type (a pyspark.ml vector). Spark's scalar
+    # Arrow UDF converts a columnar child (a Parquet scan) to Arrow column by
+    # column and has no converter for UDTs (UNSUPPORTED_DATATYPE), even for a
+    # vector column the UDF does not read; mapInArrow handles them.
+    if not HAS_MAP_COLUMNS or '"type":"udt"' in df.schema.json():
         fn = functools.partial(_score_batches, payload=payload, key=key, spec=spec)
         return map_partitions(scored_df, fn, schema)
     return _with_arrow_udf(df, spec, out_type, payload, key, features_col)
@@ -974,7 +979,15 @@ class _ModelTransformerReader(MLReader["ModelTransformer"]):
         row = spark.read.parquet(os.path.join(path, "model")).first()
         if row is None:
             raise ModelFormatError(f"{path}/model holds no model")
-        instance.model = _serialize.loads(
-            bytes(row[0]), trusted=self._trusted, allow_pickle=self._allow_pickle
-        )
+        try:
+            instance.model = _serialize.loads(
+                bytes(row[0]), trusted=self._trusted, allow_pickle=self._allow_pickle
+            )
+        except ModelFormatError as exc:
+            if "allow_pickle" not in str(exc) and "trusted=" not in str(exc):
+                raise
+            raise ModelFormatError(
+                f"{exc}. For a saved ModelTransformer that is "
+                "ModelTransformer.read().trust([types], allow_pickle=...).load(path)"
+            ) from None
         return instance

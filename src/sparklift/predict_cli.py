@@ -9,6 +9,8 @@ output column is added.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 
 
@@ -16,6 +18,13 @@ def _split(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _local_path(path: str) -> str | None:
+    """The local file system path of ``path``, or None for another file system."""
+    if path.startswith("file:"):
+        return path[len("file:") :]
+    return None if "://" in path else path
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -38,10 +47,17 @@ def _predict(args: argparse.Namespace) -> int:
         method=methods[0] if len(methods) == 1 else methods,
         on_null=args.on_null,
     )
+    created = _local_path(args.output)
+    if created is not None and os.path.exists(created):
+        created = None  # not ours to remove if the write fails
     try:
         with translate_errors():
             scored.write.mode("overwrite" if args.overwrite else "error").parquet(args.output)
     except Exception as exc:
+        if created is not None and os.path.isdir(created):
+            # A failed job leaves the directory it started (empty, or with
+            # Spark's _temporary), which would refuse the next run.
+            shutil.rmtree(created, ignore_errors=True)
         if "PATH_ALREADY_EXISTS" not in str(exc):
             raise
         raise InvalidInputError(

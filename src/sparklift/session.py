@@ -35,6 +35,7 @@ MIN_JAVA_VERSION = 17
 ENV_MASTER = "SPARKLIFT_MASTER"
 ENV_DRIVER_MEMORY = "SPARKLIFT_DRIVER_MEMORY"
 ENV_REMOTE = "SPARK_REMOTE"
+ENV_LOG_LEVEL = "SPARKLIFT_SPARK_LOG_LEVEL"
 
 _JAVA_HINT = (
     "Spark 4 needs Java 17 or 21. Install a JDK (Debian/Ubuntu: "
@@ -200,7 +201,7 @@ def get_spark(
         "spark.driver.memory": driver_memory or os.environ.get(ENV_DRIVER_MEMORY, "2g"),
         "spark.ui.showConsoleProgress": "false",
         "spark.ui.enabled": "false",
-        "spark.log.level": "ERROR",
+        "spark.log.level": os.environ.get(ENV_LOG_LEVEL, "ERROR"),
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
         # Small local data does not need 200 shuffle partitions.
