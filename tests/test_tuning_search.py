@@ -212,6 +212,16 @@ def test_pandas_inputs_and_a_generator_cv_equal_scikit_learn(spark, classificati
     assert_same_results(ours, ref)
 
 
+def test_sparse_X_equals_scikit_learn(spark, classification):
+    sparse = pytest.importorskip("scipy.sparse")
+    X, y = classification
+    X = sparse.csr_matrix(np.where(np.abs(X) > 1.0, X, 0.0))
+    grid = {"C": [0.1, 1.0]}
+    ours = GridSearchCV(LogisticRegression(), grid, cv=3).fit(X, y)
+    ref = skms.GridSearchCV(LogisticRegression(), grid, cv=3).fit(X, y)
+    assert_same_results(ours, ref)
+
+
 def test_bytes_shipped_do_not_grow_with_the_number_of_fits(spark):
     X, y = make_classification(n_samples=2000, n_features=10, random_state=0)
     small = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=5).fit(X, y)

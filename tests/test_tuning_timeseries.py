@@ -403,16 +403,22 @@ def test_single_class_fold_is_a_clear_error(spark):
 
 
 @pytest.mark.smoke
-def test_model_saves_and_loads(spark, tmp_path):
+@pytest.mark.parametrize("time_col", ["day", "decimal_day"])
+def test_model_saves_and_loads(spark, tmp_path, time_col):
     from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.sql import functions as F
 
     df = _panel(spark, n_days=10, per_day=3)
+    # A decimal time column's boundaries are Decimals, kept exact as strings.
+    df = df.withColumn(
+        "decimal_day", (F.datediff("day", F.lit("2020-01-01")) / 4).cast("decimal(9,2)")
+    )
     lr, grid = _lr_grid()
     cv = TimeSeriesCrossValidator(
         estimator=lr,
         estimatorParamMaps=grid,
         evaluator=RegressionEvaluator(),
-        timeCol="day",
+        timeCol=time_col,
         numFolds=2,
         horizon=2,
         parallelism=2,
@@ -426,7 +432,7 @@ def test_model_saves_and_loads(spark, tmp_path):
     assert loaded.foldMetrics == model.foldMetrics
     assert loaded.foldBoundaries == model.foldBoundaries
     assert loaded.getHorizon() == 2
-    assert loaded.getTimeCol() == "day"
+    assert loaded.getTimeCol() == time_col
     np.testing.assert_allclose(loaded.bestModel.coefficients, model.bestModel.coefficients)
     got = [r.prediction for r in loaded.transform(df).orderBy("day", "series").collect()]
     want = [r.prediction for r in model.transform(df).orderBy("day", "series").collect()]

@@ -44,6 +44,7 @@ parameter map, as ``CrossValidator`` does.
 from __future__ import annotations
 
 import datetime as _dt
+import decimal as _decimal
 import json
 import math
 import re
@@ -196,6 +197,8 @@ class _TimeSeriesCVParams(_ValidatorParams, HasParallelism, HasCollectSubModels)
 def _json_value(value: Any) -> Any:
     if isinstance(value, (_dt.datetime, _dt.date)):
         return value.isoformat()
+    if isinstance(value, _decimal.Decimal):  # exact, as JSON numbers would not be
+        return str(value)
     if isinstance(value, np.generic):
         return value.item()
     return value
