@@ -10,7 +10,12 @@ import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from sparklift._spark import translate_errors
-from sparklift.errors import InvalidInputError, ModelFormatError, ResourceLimitError
+from sparklift.errors import (
+    InvalidColumnTypeError,
+    InvalidInputError,
+    ModelFormatError,
+    ResourceLimitError,
+)
 from sparklift.grouped import (
     GroupedModel,
     GroupFitWarning,
@@ -259,6 +264,9 @@ def test_limits_and_bad_input(spark, tmp_path):
         fit_per_group(spark.createDataFrame(nulls), "store", LinearRegression(), FEATURES, "y")
     with pytest.raises(InvalidInputError, match="has no fit"):
         fit_per_group(df, "store", object(), FEATURES, "y")
+    pairs = df.selectExpr("*", "struct(store, id % 2 AS half) AS pair")
+    with pytest.raises(InvalidColumnTypeError, match=r"group column 'pair' has type struct<"):
+        fit_per_group(pairs, "pair", LinearRegression(), FEATURES, "y")
     (tmp_path / "metadata").mkdir()
     with pytest.raises(ModelFormatError, match="not a saved GroupedModel"):
         GroupedModel.load(str(tmp_path), spark=spark)

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -168,6 +169,33 @@ def test_decimal_columns_are_converted_as_python_converts_them(spark):
     )
     got = scored_pandas(predict(df, model, input_cols=["a", "b"]))
     np.testing.assert_array_equal(got["prediction"].to_numpy(), model.predict(X))
+    # The same as one array<decimal> column, with a null row given a null output.
+    arrays = df.selectExpr("id", "CASE WHEN id = 3 THEN NULL ELSE array(a, b) END AS ab")
+    got = scored_pandas(predict(arrays, model, features_col="ab", on_null="null"))
+    keep = np.arange(len(X)) != 3
+    assert np.isnan(got["prediction"][3])
+    np.testing.assert_array_equal(got["prediction"].to_numpy()[keep], model.predict(X[keep]))
+
+
+@pytest.mark.parametrize(("precision", "scale"), [(12, 6), (15, 15), (18, 4), (38, 10)])
+def test_decimal_conversion_equals_python_float(precision, scale):
+    from decimal import Decimal
+
+    from sparklift.inference import _to_float
+
+    rng = np.random.default_rng(precision)
+    digits = min(precision, 18)
+    values = [
+        Decimal(int(v)).scaleb(-scale)
+        for v in rng.integers(-(10**digits) + 1, 10**digits - 1, size=3000)
+    ]
+    values[7] = None
+    arr = pa.array(values, pa.decimal128(precision, scale))
+    expected = np.array([np.nan if v is None else float(v) for v in values])
+    np.testing.assert_array_equal(_to_float(arr), expected)
+    np.testing.assert_array_equal(_to_float(arr.slice(5, 100)), expected[5:105])
+    chunked = pa.chunked_array([arr.slice(0, 10), arr.slice(10)])
+    np.testing.assert_array_equal(_to_float(chunked), expected)
 
 
 def test_transform_and_score_samples_and_pipeline(spark):

@@ -65,6 +65,15 @@ def test_a_failing_job_leaves_no_output_behind(spark, tmp_path, capsys):
     assert main([*argv, "--on-null", "null"]) == 0
     got = spark.read.parquet(str(tmp_path / "out")).toPandas()
     assert got["prediction"].isna().sum() == 1
+    # A nested new path leaves no empty parents; a failed --overwrite (Spark
+    # deleted the old output first) leaves no empty output refusing the next run.
+    nested = str(tmp_path / "new" / "sub" / "out")
+    assert main([*argv[:-3], nested, *argv[-2:]]) == 1
+    assert not (tmp_path / "new").exists()
+    assert main([*argv, "--overwrite"]) == 1
+    assert not (tmp_path / "out").exists()
+    assert main(argv) == 1  # still the null, not "already exists"
+    assert "already exists" not in capsys.readouterr().err
 
 
 @pytest.mark.slow  # starts a second JVM
@@ -87,3 +96,31 @@ def test_a_failing_job_is_one_line_in_a_fresh_process(tmp_path):
     assert "sparklift: error: Feature column 'b' has null values in 1 rows" in run.stderr
     assert "PythonException" not in run.stderr
     assert "at org.apache" not in run.stderr
+
+
+class TextOnRealData:
+    """Predicts numbers on the all-zero probe row, text on real rows: fails in a task."""
+
+    def predict(self, X):
+        X = np.asarray(X)
+        return np.zeros(len(X)) if not X.any() else np.array(["oops"] * len(X), dtype=object)
+
+
+def test_a_plain_worker_error_names_its_cause(spark, tmp_path, capsys):
+    import os
+
+    from sparklift.session import ENV_LOG_LEVEL
+
+    model_path = str(tmp_path / "model.pkl")
+    save_model(TextOnRealData(), model_path, serializer="pickle")
+    pd.DataFrame({"a": np.arange(1.0, 6.0)}).to_parquet(tmp_path / "in.parquet")
+    argv = ["predict", "--model", model_path, "--allow-pickle", "--input-cols", "a"]
+    argv += ["--input", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "out")]
+    before = os.environ.get(ENV_LOG_LEVEL)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    # Not only "An exception was thrown from the Python worker": its cause too.
+    assert "PythonException" in err
+    assert "ValueError: could not convert string to float: 'oops'" in err
+    # The CLI's quiet Spark log level was for that call only.
+    assert os.environ.get(ENV_LOG_LEVEL) == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import time
 
 import numpy as np
@@ -409,10 +410,9 @@ def test_model_saves_and_loads(spark, tmp_path, time_col):
     from pyspark.sql import functions as F
 
     df = _panel(spark, n_days=10, per_day=3)
-    # A decimal time column's boundaries are Decimals, kept exact as strings.
-    df = df.withColumn(
-        "decimal_day", (F.datediff("day", F.lit("2020-01-01")) / 4).cast("decimal(9,2)")
-    )
+    # A decimal time column's boundaries are Decimals, kept exact as strings
+    # (the first is 0, which str() would write as "0E-8").
+    df = df.withColumn("decimal_day", (F.datediff("day", F.lit(DAY0)) / 4).cast("decimal(12,8)"))
     lr, grid = _lr_grid()
     cv = TimeSeriesCrossValidator(
         estimator=lr,
@@ -433,6 +433,12 @@ def test_model_saves_and_loads(spark, tmp_path, time_col):
     assert loaded.foldBoundaries == model.foldBoundaries
     assert loaded.getHorizon() == 2
     assert loaded.getTimeCol() == time_col
+    if time_col == "decimal_day":  # exact strings, plain notation (never "5E-8")
+        assert all(
+            isinstance(v, str) and re.fullmatch(r"-?\d+\.\d{8}", v)
+            for b in loaded.foldBoundaries
+            for v in b.values()
+        ), loaded.foldBoundaries
     np.testing.assert_allclose(loaded.bestModel.coefficients, model.bestModel.coefficients)
     got = [r.prediction for r in loaded.transform(df).orderBy("day", "series").collect()]
     want = [r.prediction for r in model.transform(df).orderBy("day", "series").collect()]

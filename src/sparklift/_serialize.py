@@ -238,9 +238,11 @@ def loads(data: bytes, *, trusted: Iterable[str] = (), allow_pickle: bool = Fals
     except (ImportError, AttributeError) as exc:
         raise ModelFormatError(
             f"the model needs a type this process cannot import ({type(exc).__name__}: {exc}). "
-            f"It was saved as {header.get('type')!r}; a class defined in a script's __main__ "
-            "or in a notebook exists only there: move it into an importable module (installed "
-            "where the model is loaded) and save the model again"
+            f"It was saved as {header.get('type')!r} with {header.get('versions')}. Either a "
+            "class it uses was defined in a script's __main__ or a notebook, which exists "
+            "only there (move it into an importable module installed where the model is "
+            "loaded, and save the model again), or this environment's libraries differ from "
+            "those it was saved with (install the versions above)"
         ) from None
     except Exception as exc:
         raise ModelFormatError(f"damaged sparklift model ({type(exc).__name__}: {exc})") from None

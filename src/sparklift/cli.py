@@ -13,6 +13,7 @@ import argparse
 import importlib
 import os
 import platform
+import re
 import sys
 from collections.abc import Sequence
 
@@ -78,14 +79,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    from sparklift.errors import SparkliftError
-    from sparklift.session import ENV_LOG_LEVEL, JavaNotFoundError
+    from sparklift.session import ENV_LOG_LEVEL
 
     # A failed task is logged by Spark at ERROR with its JVM stack (200 lines);
-    # the CLI reports it once, in one line, itself.
-    os.environ.setdefault(
-        ENV_LOG_LEVEL, "ERROR" if os.environ.get("SPARKLIFT_TRACEBACK") else "FATAL"
-    )
+    # the CLI reports it once, in one line, itself (with the worker's own
+    # error, see _short_message). Only for this call: a notebook calling
+    # main() keeps its later sessions' logs.
+    saved = os.environ.get(ENV_LOG_LEVEL)
+    if saved is None:
+        os.environ[ENV_LOG_LEVEL] = "ERROR" if os.environ.get("SPARKLIFT_TRACEBACK") else "FATAL"
+    try:
+        return _run(args)
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_LOG_LEVEL, None)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sparklift.errors import SparkliftError
+    from sparklift.session import JavaNotFoundError
 
     try:
         return int(args.func(args) or 0)
@@ -118,6 +130,10 @@ def _is_data_error(exc: BaseException) -> bool:
     return isinstance(exc, tuple(kinds))
 
 
+#: A traceback's closing line, such as ``ValueError: could not convert ...``.
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b: ")
+
+
 def _short_message(exc: BaseException, limit: int = 500) -> str:
     """The first meaningful line of an error, without the JVM's stack trace."""
     java = getattr(exc, "java_exception", None)
@@ -126,6 +142,11 @@ def _short_message(exc: BaseException, limit: int = 500) -> str:
     # py4j's own first line ("An error occurred while calling o42.parquet.") says nothing.
     lines = [line for line in lines if not line.startswith("An error occurred while calling")]
     message = lines[0].lstrip(": ") if lines else type(exc).__name__
+    # A Python worker's error: its first line only says that there was one;
+    # the cause is the traceback's last exception line.
+    raised = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    if raised and "Traceback (most recent call last)" in text:
+        message = f"{message.rstrip(': ')}: {raised[-1]}"
     if len(message) > limit:
         message = message[: limit - 3] + "..."
     return f"{type(exc).__name__}: {message}"

@@ -54,6 +54,7 @@ from sparklift._spark import (
 )
 from sparklift.errors import (
     CountedWarning,
+    InvalidColumnTypeError,
     InvalidInputError,
     ModelFormatError,
     NotFittedError,
@@ -461,6 +462,13 @@ def _check_columns(
     if missing:
         raise InvalidInputError(
             f"column(s) {missing} not in the DataFrame; its columns are {df.columns}"
+        )
+    key_type = df.schema[group_col].dataType
+    if key_type.typeName() in ("struct", "array", "map") or '"type":"udt"' in key_type.json():
+        raise InvalidColumnTypeError(
+            f"group column '{group_col}' has type {key_type.simpleString()}; group keys must "
+            "be single values (strings, numbers, booleans, binary, dates, timestamps). "
+            "Combine several key columns into one with F.concat_ws or a hash."
         )
     for name in feature_cols:
         _numeric_check(df, name)

@@ -182,14 +182,31 @@ def _array_null_mask(arr: pa.Array) -> np.ndarray:
     return mask
 
 
+def _decimal_to_float(arr: pa.Array) -> np.ndarray:
+    """Decimals as float64, correctly rounded (as Python's ``float(Decimal)``).
+
+    Arrow's own decimal cast is not (1 ulp off for about a third of values).
+    Up to 15 digits the unscaled integer and 10**scale are exact in float64,
+    so one IEEE division rounds correctly; beyond, Python converts each value.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    kind = arr.type
+    if pa.types.is_decimal128(kind) and kind.precision <= 15 and kind.scale <= 22:
+        # The low 64 bits of each little-endian decimal128 hold the value.
+        words = np.frombuffer(arr.buffers()[1], dtype=np.int64)
+        unscaled = words[2 * arr.offset : 2 * (arr.offset + len(arr)) : 2]
+        out = unscaled.astype(np.float64) / 10.0**kind.scale
+        if arr.null_count:
+            out[arr.is_null().to_numpy(zero_copy_only=False)] = math.nan
+        return out
+    return np.array([math.nan if v is None else float(v) for v in arr.to_pylist()])
+
+
 def _to_float(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A numeric Arrow column as float64 NumPy (nulls as NaN; callers mask them)."""
     if pa.types.is_decimal(arr.type):
-        # Arrow's decimal cast is not correctly rounded (1 ulp off at times);
-        # Python's float(Decimal) is, as is what a user's own code would use.
-        return np.array(
-            [math.nan if v is None else float(v) for v in arr.to_pylist()], dtype=np.float64
-        )
+        return _decimal_to_float(arr)
     if not pa.types.is_floating(arr.type) and not pa.types.is_integer(arr.type):
         arr = pc.cast(arr, pa.float64())
     return arr.to_numpy(zero_copy_only=False)
@@ -257,11 +274,12 @@ def _array_matrix(
         X = _to_float(arr.flatten()).reshape(n, k)
     else:
         # Null rows become k zeros so that the matrix keeps its shape; they are masked.
-        filled = pc.if_else(
-            pa.array(mask),
-            pa.scalar([0.0] * k, pa.list_(pa.float64())),
-            arr.cast(pa.list_(pa.float64())),
-        )
+        if pa.types.is_decimal(arr.type.value_type):  # converted exactly, as above
+            values = pa.array(_decimal_to_float(arr.values), pa.float64())
+            floats = pa.ListArray.from_arrays(arr.offsets, values, mask=arr.is_null())
+        else:
+            floats = arr.cast(pa.list_(pa.float64()))
+        filled = pc.if_else(pa.array(mask), pa.scalar([0.0] * k, pa.list_(pa.float64())), floats)
         X = _to_float(filled.flatten().fill_null(0.0)).reshape(n, k)
     return X, mask
 

@@ -27,6 +27,24 @@ def _local_path(path: str) -> str | None:
     return None if "://" in path else path
 
 
+def _first_missing(path: str) -> str | None:
+    """The outermost directory of ``path`` that does not exist yet (``path`` itself, or a parent)."""
+    path = os.path.abspath(path)
+    if os.path.exists(path):
+        return None
+    while not os.path.exists(os.path.dirname(path)):
+        path = os.path.dirname(path)
+    return path
+
+
+def _holds_no_data(path: str) -> bool:
+    """Whether a directory holds only Spark's bookkeeping (``_temporary``, ``.crc`` files)."""
+    try:
+        return all(name.startswith(("_", ".")) for name in os.listdir(path))
+    except OSError:
+        return False
+
+
 def _predict(args: argparse.Namespace) -> int:
     from sparklift._spark import translate_errors
     from sparklift.errors import InvalidInputError
@@ -47,17 +65,20 @@ def _predict(args: argparse.Namespace) -> int:
         method=methods[0] if len(methods) == 1 else methods,
         on_null=args.on_null,
     )
-    created = _local_path(args.output)
-    if created is not None and os.path.exists(created):
-        created = None  # not ours to remove if the write fails
+    local = _local_path(args.output)
+    created = None if local is None else _first_missing(local)
     try:
         with translate_errors():
             scored.write.mode("overwrite" if args.overwrite else "error").parquet(args.output)
     except Exception as exc:
-        if created is not None and os.path.isdir(created):
-            # A failed job leaves the directory it started (empty, or with
-            # Spark's _temporary), which would refuse the next run.
+        # A failed job leaves the directory it started (empty, or with Spark's
+        # _temporary), which would refuse the next run: remove what this run
+        # created, or, after --overwrite (Spark deleted the old output first),
+        # an output left without data.
+        if created is not None:
             shutil.rmtree(created, ignore_errors=True)
+        elif args.overwrite and local is not None and _holds_no_data(local):
+            shutil.rmtree(local, ignore_errors=True)
         if "PATH_ALREADY_EXISTS" not in str(exc):
             raise
         raise InvalidInputError(

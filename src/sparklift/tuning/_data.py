@@ -222,13 +222,13 @@ def unpickling_error(exc: BaseException) -> SparkliftError:
     )
 
 
-def _rebuildable(exc: BaseException) -> BaseException:
-    """``exc``, or a :class:`~sparklift.errors.TaskError` if it cannot round-trip pickle."""
+def _rebuildable(exc: BaseException, text: str) -> BaseException:
+    """``exc``, or if pickle cannot rebuild it a TaskError carrying its traceback ``text``."""
     try:
         pickle.loads(cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception:
         cls = type(exc)
-        return TaskError(f"{cls.__module__}.{cls.__qualname__}", str(exc), traceback.format_exc())
+        return TaskError(f"{cls.__module__}.{cls.__qualname__}", str(exc), text)
     return exc
 
 
@@ -250,7 +250,7 @@ def run_payload(payload: Any, store: dict[int, Any]) -> bytes:
         outcome: tuple[Any, ...] = ("ok", func(*args, **kwargs))
     except Exception as exc:
         text = traceback.format_exc()
-        outcome = ("raised", _rebuildable(exc), text)
+        outcome = ("raised", _rebuildable(exc, text), text)
     try:
         return cloudpickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # an unpicklable result

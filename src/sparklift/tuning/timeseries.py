@@ -198,7 +198,7 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (_dt.datetime, _dt.date)):
         return value.isoformat()
     if isinstance(value, _decimal.Decimal):  # exact, as JSON numbers would not be
-        return str(value)
+        return format(value, "f")  # "0.00000005", where str() gives "5E-8"
     if isinstance(value, np.generic):
         return value.item()
     return value
