@@ -187,6 +187,28 @@ def test_sliding_window_with_cutoffs(spark):
     np.testing.assert_allclose(model.foldMetrics, expected, rtol=1e-9)
 
 
+def test_time_and_series_columns_named_with_dots_and_spaces(spark):
+    from pyspark.ml.evaluation import RegressionEvaluator
+
+    df = _panel(spark, n_days=20)
+    renamed = df.withColumnRenamed("day", "event.day").withColumnRenamed("series", "series id")
+    lr, grid = _lr_grid()
+    evaluator = RegressionEvaluator(metricName="mae")
+    common = {"estimator": lr, "estimatorParamMaps": grid, "evaluator": evaluator}
+    cv = TimeSeriesCrossValidator(timeCol="event.day", cutoffs=[day(13)], horizon=3, **common)
+    model = cv.fit(renamed)
+    expected = _sequential_metrics(
+        df, lr, grid, evaluator, [((day(0), day(13)), (day(14), day(16)))]
+    )
+    np.testing.assert_allclose(model.foldMetrics, expected, rtol=1e-9)
+    by_series = TimeSeriesCrossValidator(
+        timeCol="event.day", seriesIdCols=["series id"], numFolds=1, horizon=3, **common
+    ).fit(renamed)
+    assert by_series.foldBoundaries == [
+        {"trainPointsBack": [3, 19], "validationPointsBack": [0, 2]}
+    ]
+
+
 def test_series_windows_are_counted_from_each_series_end(spark):
     from pyspark.ml.evaluation import RegressionEvaluator
     from pyspark.sql import functions as F

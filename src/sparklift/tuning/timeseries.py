@@ -66,6 +66,7 @@ from pyspark.ml.tuning import _ValidatorParams
 from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
 
 from sparklift._ml import InstanceWriter
+from sparklift._spark import col
 from sparklift.errors import (
     InvalidColumnTypeError,
     InvalidInputError,
@@ -272,7 +273,7 @@ def _time_key(time_col: str, data_type: Any) -> tuple[Any, Any]:
     from pyspark.sql import functions as F
     from pyspark.sql.types import DateType, TimestampNTZType, TimestampType
 
-    column = F.col(time_col)
+    column = col(time_col)
     if isinstance(data_type, DateType):
         return F.unix_date(column), lambda key: F.date_from_unix_date(F.lit(key))
     if isinstance(data_type, TimestampNTZType):
@@ -546,7 +547,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         from pyspark.sql.types import DoubleType, FloatType
 
         time_col = self.getTimeCol()
-        column = F.col(time_col)
+        column = col(time_col)
         missing, what = column.isNull(), "null"
         if isinstance(dataset.schema[time_col].dataType, (DoubleType, FloatType)):
             # NaN is no point in time; Spark would sort it after every number.
@@ -585,7 +586,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         if series:
             self._refuse_null_times(dataset)
             # Points back from each series' end: 0 is its last point.
-            back = Window.partitionBy(*series).orderBy(F.col(time_col).desc())
+            back = Window.partitionBy(*map(col, series)).orderBy(col(time_col).desc())
             indexed = dataset.withColumn(_INDEX, F.dense_rank().over(back) - 1)
             longest = indexed.agg(F.max(_INDEX)).first()[0]
             n_points = 0 if longest is None else int(longest) + 1
@@ -622,12 +623,12 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         time_type = dataset.schema[time_col].dataType
         key, literal = _time_key(time_col, time_type)
         is_timestamp = isinstance(time_type, TimestampType)
-        shown = F.date_format(time_col, _TIMESTAMP_FORMAT) if is_timestamp else F.lit(None)
+        shown = F.date_format(col(time_col), _TIMESTAMP_FORMAT) if is_timestamp else F.lit(None)
         rows = (
-            dataset.groupBy(time_col)
+            dataset.groupBy(col(time_col))
             .agg(F.count(F.lit(1)).alias(_COUNT))
-            .select(time_col, key.alias(_KEY), _COUNT, shown.alias(_SHOWN))
-            .orderBy(time_col)
+            .select(col(time_col), key.alias(_KEY), _COUNT, shown.alias(_SHOWN))
+            .orderBy(col(time_col))
             .collect()
         )
         missing = 0
@@ -666,7 +667,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         ]
 
         def by_time(span: tuple[int, int]) -> Any:
-            return F.col(time_col).between(literal(keys[span[0]]), literal(keys[span[1]]))
+            return col(time_col).between(literal(keys[span[0]]), literal(keys[span[1]]))
 
         # Only the rows some fold uses are cached (a sliding window or a
         # cut-off leaves earlier or later rows out).
@@ -697,9 +698,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         aggs = []
         for i, fold in enumerate(folds):
             for part, span in (("train", fold.train), ("validation", fold.validation)):
-                aggs.append(
-                    F.count_distinct(F.when(in_span(span), F.col(label))).alias(f"{part}{i}")
-                )
+                aggs.append(F.count_distinct(F.when(in_span(span), col(label))).alias(f"{part}{i}"))
         counts = frame.agg(*aggs).first().asDict()
         for name, n_classes in counts.items():
             if n_classes < 2:
