@@ -69,8 +69,8 @@ def test_fit_predict_save_load_equal_local_models(spark, tmp_path):
     grouped = fit_per_group(df, "store", LinearRegression(), FEATURES, "y", order_by="id")
     reference = local_fit(pdf, LinearRegression, "y")
 
-    summary = grouped.summary().set_index("store").sort_index()
-    assert list(summary.index) == GROUPS
+    summary = grouped.summary().set_index("store")
+    assert list(summary.index) == GROUPS  # in key order
     assert summary["error"].isna().all()
     assert (summary["n_rows"] == 40).all()
     assert (summary["fit_seconds"] >= 0).all()
@@ -100,6 +100,8 @@ def test_fit_predict_save_load_equal_local_models(spark, tmp_path):
 
     path = str(tmp_path / "grouped")
     grouped.save(path)
+    with pytest.raises(InvalidInputError, match=r"grouped already exists; pass overwrite=True"):
+        grouped.save(path)
     loaded = GroupedModel.load(path, spark=spark)
     assert (loaded.group_col, loaded.feature_cols, loaded.label_col) == ("store", FEATURES, "y")
     again = collect(loaded.predict(spark.createDataFrame(pdf)))
@@ -264,6 +266,8 @@ def test_limits_and_bad_input(spark, tmp_path):
         fit_per_group(spark.createDataFrame(nulls), "store", LinearRegression(), FEATURES, "y")
     with pytest.raises(InvalidInputError, match="has no fit"):
         fit_per_group(df, "store", object(), FEATURES, "y")
+    with pytest.raises(InvalidInputError, match=r"LinearRegression is a supervised .* label_col"):
+        fit_per_group(df, "store", LinearRegression(), FEATURES)
     pairs = df.selectExpr("*", "struct(store, id % 2 AS half) AS pair")
     with pytest.raises(InvalidColumnTypeError, match=r"group column 'pair' has type struct<"):
         fit_per_group(pairs, "pair", LinearRegression(), FEATURES, "y")

@@ -241,6 +241,11 @@ def test_model_fitted_on_named_columns_is_scored_by_name(spark):
     # given in another order, columns are matched by name
     got = scored_pandas(predict(df, model, input_cols=COLS[::-1]))
     np.testing.assert_array_equal(got["prediction"], expected)
+    # other names cannot be matched: by position, and a warning says so
+    renamed = df.toDF("id", "f0", "f1", "f2", "f3")
+    with pytest.warns(UserWarning, match=r"fitted with feature names .* passed by position"):
+        scored = predict(renamed, model, input_cols=["f0", "f1", "f2", "f3"])
+    np.testing.assert_array_equal(scored_pandas(scored)["prediction"], expected)
 
 
 def test_errors_before_any_job(spark):
@@ -345,6 +350,8 @@ def test_transformer_overwrite_and_pickle_opt_in(spark, tmp_path):
     stage = ModelTransformer(model=model, inputCols=COLS, serializer="pickle")
     path = str(tmp_path / "stage")
     stage.write().save(path)
+    with pytest.raises(InvalidInputError, match=r"already exists; use \.write\(\)\.overwrite"):
+        stage.write().save(path)
     stage.write().overwrite().save(path)
     with pytest.raises(ModelFormatError, match=r"allow_pickle.*read\(\)\.trust\("):
         ModelTransformer.load(path)

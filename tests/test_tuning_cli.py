@@ -144,3 +144,26 @@ def test_unusable_output_is_refused_before_the_search(parquet, tmp_path, capsys,
     assert main(_tune_args(path, "--output", str(output))) == 1
     line = _one_error_line(capsys)
     assert f"--output {str(output)!r}" in line
+
+
+def test_progress_goes_to_stderr_and_stdout_stays_json(spark, parquet, capsys):
+    path, X, y = parquet
+    assert main(_tune_args(path, "--cv", "2", "--progress")) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)  # nothing but the results on stdout
+    ref = skms.GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2).fit(X, y)
+    assert result["best_score"] == ref.best_score_
+    assert "Fitting 2 folds for each of 2 candidates" in captured.err
+
+
+def test_a_grid_where_every_fit_fails_is_one_line(spark, parquet, capsys):
+    import warnings
+
+    path, _, _ = parquet
+    grid = '{"C": [0.1, 1.0], "penalty": ["l1"]}'  # lbfgs cannot fit an l1 penalty
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(_tune_args(path, "--cv", "2", grid=grid)) == 1
+    line = _one_error_line(capsys)
+    assert "All the 4 fits failed" in line
+    assert "ValueError: Solver lbfgs supports only" in line

@@ -448,6 +448,8 @@ def test_model_saves_and_loads(spark, tmp_path, time_col):
     model = cv.fit(df)
     path = str(tmp_path / "tscv")
     model.write().save(path)
+    with pytest.raises(InvalidInputError, match=r"already exists; use \.write\(\)\.overwrite"):
+        model.write().save(path)
     model.write().overwrite().save(path)
     loaded = TimeSeriesCrossValidatorModel.load(path)
     assert loaded.avgMetrics == model.avgMetrics
@@ -551,19 +553,20 @@ def _classifier_cv(evaluator, estimator=None):
     )
 
 
-@pytest.mark.parametrize("kind", ["binary", "multiclass"])
-def test_missing_label_column_of_a_classification_evaluator_is_named(spark, kind):
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_missing_label_column_of_the_evaluator_is_named(spark, kind):
     from pyspark.ml.evaluation import (
         BinaryClassificationEvaluator,
         MulticlassClassificationEvaluator,
+        RegressionEvaluator,
     )
 
     df = _panel(spark, n_days=12, per_day=4, classes=True)
-    evaluator = (
-        BinaryClassificationEvaluator(labelCol="outcome")
-        if kind == "binary"
-        else MulticlassClassificationEvaluator(labelCol="outcome")
-    )
+    evaluator = {
+        "binary": BinaryClassificationEvaluator,
+        "multiclass": MulticlassClassificationEvaluator,
+        "regression": RegressionEvaluator,  # a typo found only after every fit, before
+    }[kind](labelCol="outcome")
     with pytest.raises(
         InvalidInputError, match=r"labelCol 'outcome' .* not in the dataset; its columns are \["
     ):

@@ -21,4 +21,7 @@ class InstanceWriter(MLWriter):
         self.instance = instance
 
     def save(self, path: str) -> None:
-        self.saveImpl(path)
+        from sparklift._spark import refusing_existing
+
+        with refusing_existing(path, "use .write().overwrite().save(path)"):
+            self.saveImpl(path)

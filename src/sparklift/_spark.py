@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
-from sparklift.errors import TRANSPORTABLE, SparkliftError
+from sparklift.errors import TRANSPORTABLE, InvalidInputError, SparkliftError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -147,6 +147,18 @@ def translate_errors() -> Iterator[None]:
         if carried is None:
             raise
         raise carried from None
+
+
+@contextlib.contextmanager
+def refusing_existing(path: str, how: str) -> Iterator[None]:
+    """Turn Spark's PATH_ALREADY_EXISTS (which names an inner path and a write
+    mode) into one error naming ``path`` and ``how`` to replace it."""
+    try:
+        yield
+    except Exception as exc:
+        if "PATH_ALREADY_EXISTS" not in str(exc):
+            raise
+        raise InvalidInputError(f"{path} already exists; {how} to replace it") from None
 
 
 def _run_partition(fn: PartitionFn) -> BatchesFn:

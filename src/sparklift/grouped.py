@@ -49,6 +49,7 @@ from sparklift._spark import (
     encoded_errors,
     map_partitions,
     positional_names,
+    refusing_existing,
     task_done,
     translate_errors,
 )
@@ -377,6 +378,11 @@ def fit_per_group(
     feature_cols = _check_columns(df, group_col, feature_cols, label_col)
     if not callable(getattr(estimator, "fit", None)):
         raise InvalidInputError(f"estimator {type(estimator).__name__} has no fit method")
+    if label_col is None and _is_supervised(estimator):
+        raise InvalidInputError(
+            f"{type(estimator).__name__} is a supervised estimator: pass label_col, the "
+            "column it learns to predict"
+        )
     _serialize._check_serializer(serializer)
     order = (order_by,) if isinstance(order_by, str) else tuple(order_by or ())
     missing = [c for c in order if c not in df.columns]
@@ -438,6 +444,16 @@ def fit_per_group(
             stacklevel=2,
         )
     return result
+
+
+def _is_supervised(estimator: Any) -> bool:
+    """Whether scikit-learn knows ``estimator`` as a classifier or regressor."""
+    try:
+        from sklearn.base import is_classifier, is_regressor
+
+        return bool(is_classifier(estimator) or is_regressor(estimator))
+    except Exception:  # not a scikit-learn estimator: its fit decides
+        return False
 
 
 def _shuffle_partitions(df: DataFrame) -> int:
@@ -663,15 +679,19 @@ class GroupedModel:
         return self._n_groups
 
     def summary(self) -> pd.DataFrame:
-        """Everything but the model bytes, as pandas (one row per group)."""
+        """Everything but the model bytes, as pandas (one row per group, by key)."""
         with translate_errors():
-            return self.models.drop("model").toPandas()
+            return self.models.drop("model").orderBy(col(self.group_col)).toPandas()
 
     def failed_groups(self) -> pd.DataFrame:
-        """Key and error message of the groups whose fit failed (pandas)."""
+        """Key and error message of the groups whose fit failed (pandas, by key)."""
         from pyspark.sql import functions as F
 
-        rows = self.models.where(F.col("error").isNotNull()).select(col(self.group_col), "error")
+        rows = (
+            self.models.where(F.col("error").isNotNull())
+            .select(col(self.group_col), "error")
+            .orderBy(col(self.group_col))
+        )
         with translate_errors():
             return rows.toPandas()
 
@@ -911,7 +931,7 @@ class GroupedModel:
                 "serializer": self.serializer,
             }
         )
-        with translate_errors():
+        with refusing_existing(path, "pass overwrite=True"), translate_errors():
             spark.createDataFrame([(metadata,)], schema="value string").coalesce(1).write.mode(
                 mode
             ).text(os.path.join(path, "metadata"))

@@ -662,6 +662,17 @@ def predict(
             # Fitted on a pandas DataFrame: score with the same column names and order.
             input_cols = [str(n) for n in fitted_names]
             feature_names = tuple(input_cols)
+        elif fitted_names is not None:
+            # As scikit-learn warns for an unnamed matrix: names cannot be
+            # matched, so the columns go in by position; say so, and how.
+            warnings.warn(
+                f"{type(model).__name__} was fitted with feature names "
+                f"{[str(n) for n in fitted_names]} but input_cols are {list(input_cols)}; "
+                "the columns are passed by position, in the order of input_cols. Rename "
+                "the columns to the fitted names to have them matched by name.",
+                UserWarning,
+                stacklevel=2,
+            )
         n_features = len(input_cols)
         scored_df, array_col, drop = df, None, ()
         sample_cols = input_cols

@@ -46,8 +46,7 @@ def _holds_no_data(path: str) -> bool:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from sparklift._spark import translate_errors
-    from sparklift.errors import InvalidInputError
+    from sparklift._spark import refusing_existing, translate_errors
     from sparklift.inference import load_model, predict
     from sparklift.session import get_spark
 
@@ -68,9 +67,9 @@ def _predict(args: argparse.Namespace) -> int:
     local = _local_path(args.output)
     created = None if local is None else _first_missing(local)
     try:
-        with translate_errors():
+        with refusing_existing(args.output, "pass --overwrite"), translate_errors():
             scored.write.mode("overwrite" if args.overwrite else "error").parquet(args.output)
-    except Exception as exc:
+    except Exception:
         # A failed job leaves the directory it started (empty, or with Spark's
         # _temporary), which would refuse the next run: remove what this run
         # created, or, after --overwrite (Spark deleted the old output first),
@@ -79,11 +78,7 @@ def _predict(args: argparse.Namespace) -> int:
             shutil.rmtree(created, ignore_errors=True)
         elif args.overwrite and local is not None and _holds_no_data(local):
             shutil.rmtree(local, ignore_errors=True)
-        if "PATH_ALREADY_EXISTS" not in str(exc):
-            raise
-        raise InvalidInputError(
-            f"{args.output} already exists; pass --overwrite to replace it"
-        ) from None
+        raise
     out_type = scored.schema[args.output_col].dataType.simpleString()
     print(f"wrote {args.output} (column '{args.output_col}': {out_type})", file=sys.stderr)
     return 0

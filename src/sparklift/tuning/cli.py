@@ -22,17 +22,22 @@ name, --cv (2 or more, and a first split of the data), and the columns
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import inspect
 import json
 import os
+import re
 import sys
 from typing import Any
 
 import numpy as np
 
 from sparklift.errors import InvalidInputError
+
+#: The closing line of a traceback, such as ``ValueError: Solver lbfgs supports ...``.
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
 
 
 def _estimator(path: str, params_json: str | None) -> Any:
@@ -222,7 +227,20 @@ def _tune(args: argparse.Namespace) -> int:
         scoring=args.scoring,
         verbose=1 if args.progress else 0,
     )
-    search.fit(X, y)
+    # stdout carries the results JSON; scikit-learn's verbose lines go to stderr.
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            search.fit(X, y)
+    except ValueError as exc:
+        if "fits failed" not in str(exc):
+            raise
+        # scikit-learn's own message when no candidate could be fitted: the
+        # count and each distinct error with its traceback; keep the errors.
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        errors = [line.strip() for line in lines if _ERROR_LINE.match(line.strip())]
+        raise InvalidInputError(
+            f"{lines[0].rstrip('.')}: " + "; ".join(dict.fromkeys(errors or lines[1:2]))
+        ) from None
     result = {
         "best_params": _plain(search.best_params_),
         "best_score": _plain(search.best_score_),

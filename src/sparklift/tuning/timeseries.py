@@ -526,10 +526,10 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             )
 
     def _check_label(self, columns: list[str]) -> None:
-        """A classification evaluator's label must be in the data, or made by the Pipeline."""
+        """The evaluator's label must be in the data, or made by the Pipeline."""
         evaluator = self.getEvaluator()
-        if type(evaluator).__name__ not in _CLASSIFICATION_EVALUATORS:
-            return
+        if not callable(getattr(evaluator, "getLabelCol", None)):
+            return  # e.g. a ClusteringEvaluator
         label = evaluator.getLabelCol()
         if label in columns or _may_produce(self.getEstimator(), label):
             return
