@@ -59,10 +59,15 @@ def _failing_job(tmp_path):
 def test_a_failing_job_leaves_no_output_behind(spark, tmp_path, capsys):
     argv = _failing_job(tmp_path)
     assert main(argv) == 1
-    assert "Feature column 'b' has null values in 1 rows" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Feature column 'b' has null values in 1 rows" in err
+    assert "or pass --on-null null" in err  # the command line's spelling
     # The failed write left nothing behind, so the next run is not refused.
     assert not (tmp_path / "out").exists()
     assert main([*argv, "--on-null", "null"]) == 0
+    err = capsys.readouterr().err
+    assert "sparklift: warning: 1 rows have a null feature" in err
+    assert "NullFeaturesWarning" not in err and "scored = predict(" not in err
     got = spark.read.parquet(str(tmp_path / "out")).toPandas()
     assert got["prediction"].isna().sum() == 1
     # A nested new path leaves no empty parents; a failed --overwrite (Spark

@@ -12,6 +12,7 @@ import argparse
 import os
 import shutil
 import sys
+import warnings
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -45,8 +46,24 @@ def _holds_no_data(path: str) -> bool:
         return False
 
 
+def _remove_failed_output(args: argparse.Namespace, local: str | None, created: str | None) -> None:
+    """Remove what a failed write left that would refuse the next run."""
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+    elif args.overwrite and local is not None and _holds_no_data(local):
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def _cli_words(message: str) -> str:
+    """A library message with the command line's spelling of its options."""
+    return message.replace("pass on_null='null'", "pass --on-null null").replace(
+        "on_null='null'", "--on-null null"
+    )
+
+
 def _predict(args: argparse.Namespace) -> int:
     from sparklift._spark import refusing_existing, translate_errors
+    from sparklift.errors import InvalidInputError
     from sparklift.inference import load_model, predict
     from sparklift.session import get_spark
 
@@ -55,29 +72,33 @@ def _predict(args: argparse.Namespace) -> int:
     with translate_errors():
         df = spark.read.parquet(args.input)
     methods = _split(args.method) or ["predict"]
-    scored = predict(
-        df,
-        model,
-        input_cols=_split(args.input_cols),
-        features_col=args.features_col,
-        output_col=args.output_col,
-        method=methods[0] if len(methods) == 1 else methods,
-        on_null=args.on_null,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scored = predict(
+            df,
+            model,
+            input_cols=_split(args.input_cols),
+            features_col=args.features_col,
+            output_col=args.output_col,
+            method=methods[0] if len(methods) == 1 else methods,
+            on_null=args.on_null,
+        )
+    for warning in caught:  # one line each, not Python's source-quoting form
+        print(f"sparklift: warning: {_cli_words(str(warning.message))}", file=sys.stderr)
     local = _local_path(args.output)
     created = None if local is None else _first_missing(local)
     try:
         with refusing_existing(args.output, "pass --overwrite"), translate_errors():
             scored.write.mode("overwrite" if args.overwrite else "error").parquet(args.output)
+    except InvalidInputError as exc:
+        _remove_failed_output(args, local, created)
+        raise InvalidInputError(_cli_words(str(exc))) from None
     except Exception:
         # A failed job leaves the directory it started (empty, or with Spark's
         # _temporary), which would refuse the next run: remove what this run
         # created, or, after --overwrite (Spark deleted the old output first),
         # an output left without data.
-        if created is not None:
-            shutil.rmtree(created, ignore_errors=True)
-        elif args.overwrite and local is not None and _holds_no_data(local):
-            shutil.rmtree(local, ignore_errors=True)
+        _remove_failed_output(args, local, created)
         raise
     out_type = scored.schema[args.output_col].dataType.simpleString()
     print(f"wrote {args.output} (column '{args.output_col}': {out_type})", file=sys.stderr)
