@@ -67,7 +67,8 @@ def test_a_failing_job_leaves_no_output_behind(spark, tmp_path, capsys):
     assert main([*argv, "--on-null", "null"]) == 0
     err = capsys.readouterr().err
     assert "sparklift: warning: 1 rows have a null feature" in err
-    assert "NullFeaturesWarning" not in err and "scored = predict(" not in err
+    assert "NullFeaturesWarning" not in err
+    assert "scored = predict(" not in err
     got = spark.read.parquet(str(tmp_path / "out")).toPandas()
     assert got["prediction"].isna().sum() == 1
     # A nested new path leaves no empty parents; a failed --overwrite (Spark
