@@ -209,6 +209,32 @@ def test_time_and_series_columns_named_with_dots_and_spaces(spark):
     ]
 
 
+@pytest.mark.parametrize("bad", ["null", "NaN"])
+def test_null_labels_in_the_folds_are_refused_with_a_count(spark, bad):
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.sql import functions as F
+
+    df = _panel(spark, n_days=20)
+    value = F.lit(None) if bad == "null" else F.lit(float("nan"))
+    hit = (F.col("day") == F.lit(day(9))) & (F.col("series") == "s1")
+    with_bad = df.withColumn("label", F.when(hit, value).otherwise(F.col("label")))
+    lr, grid = _lr_grid()
+    common = {"estimator": lr, "estimatorParamMaps": grid, "evaluator": RegressionEvaluator()}
+    cv = TimeSeriesCrossValidator(timeCol="day", numFolds=2, horizon=3, **common)
+    with pytest.raises(
+        InvalidInputError,
+        match=r"labelCol 'label' is null or NaN in 1 rows \(the first at day = 2024-01-10\)",
+    ):
+        cv.fit(with_bad)
+    # Even outside every fold (before a sliding window starts): the best map
+    # is refitted on all the data. Refused before any fit.
+    sliding = TimeSeriesCrossValidator(
+        timeCol="day", numFolds=1, horizon=3, windowType="sliding", trainWindow=4, **common
+    )
+    with pytest.raises(InvalidInputError, match=r"in 1 rows \(the first at day = 2024-01-10\)"):
+        sliding.fit(with_bad)
+
+
 def test_series_windows_are_counted_from_each_series_end(spark):
     from pyspark.ml.evaluation import RegressionEvaluator
     from pyspark.sql import functions as F

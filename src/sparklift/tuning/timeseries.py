@@ -87,6 +87,7 @@ _INDEX = "__sparklift_time_index"
 _COUNT = "__sparklift_time_rows"
 _KEY = "__sparklift_time_key"
 _SHOWN = "__sparklift_time_shown"
+_BAD_LABELS = "__sparklift_bad_labels"
 #: A timestamp boundary as ISO 8601 in the session time zone, with its offset
 #: (``xxxxx``: ``+05:30``, or ``+00:17:30`` for an offset with seconds).
 _TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSSxxxxx"
@@ -624,10 +625,15 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         key, literal = _time_key(time_col, time_type)
         is_timestamp = isinstance(time_type, TimestampType)
         shown = F.date_format(col(time_col), _TIMESTAMP_FORMAT) if is_timestamp else F.lit(None)
+        # ... and, in the same job, the rows whose label Spark ML would refuse.
+        bad_label = self._bad_label(dataset)
         rows = (
             dataset.groupBy(col(time_col))
-            .agg(F.count(F.lit(1)).alias(_COUNT))
-            .select(col(time_col), key.alias(_KEY), _COUNT, shown.alias(_SHOWN))
+            .agg(
+                F.count(F.lit(1)).alias(_COUNT),
+                F.count(F.when(bad_label, F.lit(1))).alias(_BAD_LABELS),
+            )
+            .select(col(time_col), key.alias(_KEY), _COUNT, shown.alias(_SHOWN), _BAD_LABELS)
             .orderBy(col(time_col))
             .collect()
         )
@@ -642,6 +648,8 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         # shown form is needed from here on.
         times = [_shown_time(row[3]) if is_timestamp else row[0] for row in rows]
         keys = [row[1] for row in rows]
+        # Every row counts: the best map is refitted on all of the data.
+        self._refuse_bad_labels([row[4] for row in rows], times)
         n_points = len(times)
         if n_points > MAX_TIME_POINTS:
             raise ResourceLimitError(
@@ -674,6 +682,39 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         first = min(f.train[0] for f in folds)
         last = max(f.validation[1] for f in folds)
         return dataset.where(by_time((first, last))), folds, bounds, by_time
+
+    def _bad_label(self, dataset: DataFrame) -> Any:
+        """A condition true for rows whose label is null (or NaN); False without a label."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import DoubleType, FloatType
+
+        evaluator = self.getEvaluator()
+        label = (
+            evaluator.getLabelCol() if callable(getattr(evaluator, "getLabelCol", None)) else None
+        )
+        if (
+            label is None
+            or label not in dataset.columns
+            or _may_produce(self.getEstimator(), label)
+        ):
+            return F.lit(False)  # no label, or one a Pipeline stage makes (or may remake)
+        bad = col(label).isNull()
+        if isinstance(dataset.schema[label].dataType, (DoubleType, FloatType)):
+            bad = bad | F.isnan(col(label))
+        return bad
+
+    def _refuse_bad_labels(self, counts: list[int], times: list[Any]) -> None:
+        """Raise when rows have a null or NaN label (counted per time point)."""
+        total = sum(counts)
+        if not total:
+            return
+        where = next(t for t, n in zip(times, counts, strict=True) if n)
+        raise InvalidInputError(
+            f"labelCol '{self.getEvaluator().getLabelCol()}' is null or NaN in {total} rows "
+            f"(the first at {self.getTimeCol()} = {_json_value(where)}); Spark ML cannot fit "
+            "or evaluate them, and the best map is refitted on all the data. Drop or fill "
+            "them first."
+        )
 
     @staticmethod
     def _window(frame: DataFrame, inside: Any) -> DataFrame:
