@@ -233,6 +233,11 @@ def test_null_labels_in_the_folds_are_refused_with_a_count(spark, bad):
     )
     with pytest.raises(InvalidInputError, match=r"in 1 rows \(the first at day = 2024-01-10\)"):
         sliding.fit(with_bad)
+    by_series = TimeSeriesCrossValidator(
+        timeCol="day", seriesIdCols=["series"], numFolds=1, horizon=3, **common
+    )
+    with pytest.raises(InvalidInputError, match=r"in 1 rows \(the first at day = 2024-01-10\)"):
+        by_series.fit(with_bad)
 
 
 def test_series_windows_are_counted_from_each_series_end(spark):

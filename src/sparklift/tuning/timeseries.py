@@ -589,7 +589,15 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             # Points back from each series' end: 0 is its last point.
             back = Window.partitionBy(*map(col, series)).orderBy(col(time_col).desc())
             indexed = dataset.withColumn(_INDEX, F.dense_rank().over(back) - 1)
-            longest = indexed.agg(F.max(_INDEX)).first()[0]
+            # One job: the longest series, and the rows Spark ML would refuse
+            # with the first (in time) of them.
+            bad = self._bad_label(dataset)
+            longest, n_bad, first_bad = indexed.agg(
+                F.max(_INDEX),
+                F.count(F.when(bad, F.lit(1))),
+                F.min(F.when(bad, col(time_col))),
+            ).first()
+            self._refuse_bad_labels([int(n_bad)], [first_bad])
             n_points = 0 if longest is None else int(longest) + 1
             # Index windows are built forward; flip them to count back.
             folds = build_folds(n_points, **common)
