@@ -167,3 +167,30 @@ def test_a_grid_where_every_fit_fails_is_one_line(spark, parquet, capsys):
     line = _one_error_line(capsys)
     assert "All the 4 fits failed" in line
     assert "ValueError: Solver lbfgs supports only" in line
+
+
+def test_error_score_scores_failing_candidates_as_scikit_learn_does(spark, parquet, tmp_path):
+    import warnings
+
+    from sklearn.exceptions import FitFailedWarning
+
+    path, X, y = parquet
+    out = tmp_path / "results.json"
+    grid = '{"C": [0.1, 1.0], "penalty": ["l2", "l1"]}'  # lbfgs cannot fit l1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(
+            _tune_args(path, "--cv", "2", "--error-score", "-1", "--output", str(out), grid=grid)
+        )
+    assert code == 0
+    result = json.loads(out.read_text())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitFailedWarning)
+        ref = skms.GridSearchCV(LogisticRegression(), json.loads(grid), cv=2, error_score=-1.0).fit(
+            X, y
+        )
+    np.testing.assert_array_equal(
+        result["cv_results"]["mean_test_score"], ref.cv_results_["mean_test_score"]
+    )
+    assert -1.0 in result["cv_results"]["mean_test_score"]
+    assert result["best_params"] == ref.best_params_

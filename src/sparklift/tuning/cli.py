@@ -40,6 +40,16 @@ from sparklift.errors import InvalidInputError
 _ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
 
 
+def _error_score(text: str) -> float | str:
+    """``--error-score``: a number, or ``raise`` (scikit-learn's ``error_score``)."""
+    if text == "raise":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or 'raise'; got {text!r}") from None
+
+
 def _estimator(path: str, params_json: str | None) -> Any:
     module_name, _, class_name = path.rpartition(".")
     if not module_name:
@@ -225,6 +235,7 @@ def _tune(args: argparse.Namespace) -> int:
         grid,
         cv=args.cv,
         scoring=args.scoring,
+        error_score=args.error_score,
         verbose=1 if args.progress else 0,
     )
     # stdout carries the results JSON; scikit-learn's verbose lines go to stderr.
@@ -277,4 +288,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--scoring", help="scikit-learn scorer name (default: the estimator's)")
     parser.add_argument("--output", help="write the JSON here instead of stdout")
     parser.add_argument("--progress", action="store_true", help="show a progress bar of fits")
+    parser.add_argument(
+        "--error-score",
+        type=_error_score,
+        default=float("nan"),
+        help="score of a fit that raises: a number (default nan), or 'raise' to stop",
+    )
     parser.set_defaults(func=_tune)
