@@ -332,6 +332,11 @@ def session_of(df: DataFrame) -> SparkSession:
     return df.sparkSession
 
 
+def has_udt(data_type: DataType) -> bool:
+    """Whether a Spark type is, or holds, a user-defined type (a pyspark.ml vector)."""
+    return '"type":"udt"' in data_type.json()
+
+
 def col(name: str) -> Column:
     """The column named ``name`` exactly, even with dots, spaces or backticks in it.
 

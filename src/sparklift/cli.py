@@ -131,7 +131,7 @@ def _is_data_error(exc: BaseException) -> bool:
 
 
 #: A traceback's closing line, such as ``ValueError: could not convert ...``.
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b: ")
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b: ")
 
 
 def _short_message(exc: BaseException, limit: int = 500) -> str:
@@ -144,7 +144,7 @@ def _short_message(exc: BaseException, limit: int = 500) -> str:
     message = lines[0].lstrip(": ") if lines else type(exc).__name__
     # A Python worker's error: its first line only says that there was one;
     # the cause is the traceback's last exception line.
-    raised = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    raised = [line for line in lines if EXCEPTION_LINE.match(line)]
     if raised and "Traceback (most recent call last)" in text:
         message = f"{message.rstrip(': ')}: {raised[-1]}"
     if len(message) > limit:

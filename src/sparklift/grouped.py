@@ -47,6 +47,7 @@ from sparklift._spark import (
     arrow_schema,
     col,
     encoded_errors,
+    has_udt,
     map_partitions,
     positional_names,
     refusing_existing,
@@ -480,7 +481,7 @@ def _check_columns(
             f"column(s) {missing} not in the DataFrame; its columns are {df.columns}"
         )
     key_type = df.schema[group_col].dataType
-    if key_type.typeName() in ("struct", "array", "map") or '"type":"udt"' in key_type.json():
+    if key_type.typeName() in ("struct", "array", "map") or has_udt(key_type):
         raise InvalidColumnTypeError(
             f"group column '{group_col}' has type {key_type.simpleString()}; group keys must "
             "be single values (strings, numbers, booleans, binary, dates, timestamps). "

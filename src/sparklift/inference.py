@@ -54,7 +54,7 @@ from pyspark.ml.util import (
 
 from sparklift import _serialize
 from sparklift._ml import InstanceWriter
-from sparklift._spark import HAS_MAP_COLUMNS, col, map_columns, map_partitions
+from sparklift._spark import HAS_MAP_COLUMNS, col, has_udt, map_columns, map_partitions
 from sparklift.errors import (
     CountedWarning,
     InvalidColumnTypeError,
@@ -733,7 +733,7 @@ def predict(
     # Arrow UDF converts a columnar child (a Parquet scan) to Arrow column by
     # column and has no converter for UDTs (UNSUPPORTED_DATATYPE), even for a
     # vector column the UDF does not read; mapInArrow handles them.
-    if not HAS_MAP_COLUMNS or '"type":"udt"' in df.schema.json():
+    if not HAS_MAP_COLUMNS or has_udt(df.schema):
         fn = functools.partial(_score_batches, payload=payload, key=key, spec=spec)
         return map_partitions(scored_df, fn, schema)
     return _with_arrow_udf(df, spec, out_type, payload, key, features_col)

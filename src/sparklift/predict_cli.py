@@ -56,9 +56,7 @@ def _remove_failed_output(args: argparse.Namespace, local: str | None, created: 
 
 def _cli_words(message: str) -> str:
     """A library message with the command line's spelling of its options."""
-    return message.replace("pass on_null='null'", "pass --on-null null").replace(
-        "on_null='null'", "--on-null null"
-    )
+    return message.replace("on_null='null'", "--on-null null")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -90,15 +88,14 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         with refusing_existing(args.output, "pass --overwrite"), translate_errors():
             scored.write.mode("overwrite" if args.overwrite else "error").parquet(args.output)
-    except InvalidInputError as exc:
-        _remove_failed_output(args, local, created)
-        raise InvalidInputError(_cli_words(str(exc))) from None
-    except Exception:
+    except Exception as exc:
         # A failed job leaves the directory it started (empty, or with Spark's
         # _temporary), which would refuse the next run: remove what this run
         # created, or, after --overwrite (Spark deleted the old output first),
         # an output left without data.
         _remove_failed_output(args, local, created)
+        if isinstance(exc, InvalidInputError):
+            raise InvalidInputError(_cli_words(str(exc))) from None
         raise
     out_type = scored.schema[args.output_col].dataType.simpleString()
     print(f"wrote {args.output} (column '{args.output_col}': {out_type})", file=sys.stderr)

@@ -28,16 +28,13 @@ import importlib
 import inspect
 import json
 import os
-import re
 import sys
 from typing import Any
 
 import numpy as np
 
+from sparklift.cli import EXCEPTION_LINE
 from sparklift.errors import InvalidInputError
-
-#: The closing line of a traceback, such as ``ValueError: Solver lbfgs supports ...``.
-_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
 
 
 def _error_score(text: str) -> float | str:
@@ -248,7 +245,7 @@ def _tune(args: argparse.Namespace) -> int:
         # scikit-learn's own message when no candidate could be fitted: the
         # count and each distinct error with its traceback; keep the errors.
         lines = [line for line in str(exc).splitlines() if line.strip()]
-        errors = [line.strip() for line in lines if _ERROR_LINE.match(line.strip())]
+        errors = [line.strip() for line in lines if EXCEPTION_LINE.match(line.strip())]
         raise InvalidInputError(
             f"{lines[0].rstrip('.')}: " + "; ".join(dict.fromkeys(errors or lines[1:2]))
         ) from None
