@@ -269,6 +269,26 @@ def test_bad_symbols_give_one_clear_error(spark):
         CategoricalHMM(n_components=2, n_iter=1).fit(df)
 
 
+def test_any_column_names_fit_transform_and_score(data, arrays):
+    """Input and output columns named with dots, backticks and spaces give hmmlearn's results."""
+    X, lengths = arrays
+    odd = data.toDF("id.x`y", "s`e q.r")
+    names = {"states_col": "st.a`b", "loglik_col": "l l", "posteriors_col": "p.o`s"}
+    est = CategoricalHMM(n_components=3, n_iter=3, tol=0.0, random_state=0, **names)
+    model = est.setParams(sequence_col="s`e q.r").fit(odd)
+    ref = hmm.CategoricalHMM(n_components=3, n_iter=3, tol=0.0, random_state=0).fit(X, lengths)
+    np.testing.assert_allclose(model.emissionprob_, ref.emissionprob_, rtol=1e-8)
+    assert model.score(odd) == pytest.approx(ref.score(X, lengths), rel=1e-10)
+    out = model.transform(odd)
+    assert out.columns == ["id.x`y", "s`e q.r", "l l", "st.a`b", "p.o`s"]
+    rows = sorted(out.collect(), key=lambda r: r[0])
+    _, ref_states = ref.decode(X, lengths)
+    assert np.concatenate([r[3] for r in rows]).tolist() == ref_states.tolist()
+    np.testing.assert_allclose(
+        np.concatenate([r[4] for r in rows]), ref.predict_proba(X, lengths), atol=1e-10
+    )
+
+
 def test_wrong_column_type_is_named(spark):
     df = spark.createDataFrame([("abc",)], "sequence string")
     with pytest.raises(InvalidColumnTypeError, match="sequence"):

@@ -394,6 +394,20 @@ def test_sequences_from_events_orders_each_id(spark):
     np.testing.assert_allclose(np.array(row["sequence"]), expected)
 
 
+def test_sequences_from_events_takes_any_column_name(spark):
+    """Dots, backticks and spaces in names are names, not struct paths or quoting."""
+    events = spark.createDataFrame(
+        [(1, 2, 7, 0.5), (1, 1, 8, 1.5), (2, 1, 9, None), (1, 3, 6, 2.5)],
+        "`id.x` long, `t``s` long, `p q` int, `v.w` double",
+    )
+    out = sequences_from_events(events, "id.x", "t`s", "p q", output_col="s`e.q")
+    assert out.columns == ["id.x", "s`e.q"]
+    assert {r[0]: r[1] for r in out.collect()} == {1: [8, 7, 6], 2: [9]}
+    # A null value is named by its own column, odd name included.
+    with pytest.raises(InvalidInputError, match=r"Column 'v\.w' is null in 1 event row"):
+        sequences_from_events(events, "id.x", "t`s", ["p q", "v.w"])
+
+
 def test_sequences_from_events_null_ids_and_orders(spark):
     events = spark.createDataFrame(
         [(1, 1, 0), (None, 2, 1), (None, 3, 1), (2, None, 0)], "id long, t long, v int"

@@ -161,11 +161,18 @@ def refusing_existing(path: str, how: str) -> Iterator[None]:
         raise InvalidInputError(f"{path} already exists; {how} to replace it") from None
 
 
-def _run_partition(fn: PartitionFn) -> BatchesFn:
+def _named(batches: Iterator[pa.RecordBatch], names: list[str] | None) -> Iterator[pa.RecordBatch]:
+    """The batches under their real names again (see :func:`positional_names`)."""
+    if not names:
+        return batches
+    return (pa.RecordBatch.from_arrays(b.columns, names=names) for b in batches)
+
+
+def _run_partition(fn: PartitionFn, names: list[str] | None = None) -> BatchesFn:
     guarded = guard_errors(fn)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        partial = guarded(batches)
+        partial = guarded(_named(batches, names))
         task_done()
         if partial is None:
             return
@@ -207,7 +214,8 @@ def map_reduce(
     -----
     One Spark job per call; only the partials travel to the driver.
     """
-    out = df.mapInArrow(_run_partition(partition_fn), _PARTIAL_SCHEMA)
+    df, names = positional_names(df)
+    out = df.mapInArrow(_run_partition(partition_fn, names), _PARTIAL_SCHEMA)
     with translate_errors():
         rows = out.collect()
     partials = [pickle.loads(row[0]) for row in rows]
@@ -258,11 +266,9 @@ def map_partitions(
     df, names = positional_names(df)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        if names:
-            batches = (pa.RecordBatch.from_arrays(b.columns, names=names) for b in batches)
         # batches_fn is usually a generator: errors surface while iterating it.
         with encoded_errors():
-            yield from batches_fn(batches)
+            yield from batches_fn(_named(batches, names))
         task_done()
 
     return df.mapInArrow(run, schema)

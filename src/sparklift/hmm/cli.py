@@ -297,6 +297,7 @@ def _read_sequences(spark: Any, args: argparse.Namespace, kind: str) -> Any:
     """The input as one row per sequence in ``args.sequence_col``."""
     from pyspark.sql import functions as F
 
+    from sparklift import _spark
     from sparklift.errors import InvalidInputError
     from sparklift.hmm.sequences import sequences_from_events
 
@@ -321,14 +322,14 @@ def _read_sequences(spark: Any, args: argparse.Namespace, kind: str) -> Any:
     if col in df.columns and dict(df.dtypes)[col] == "string":
         # CSV cannot hold arrays: a sequence is a string of numbers.
         element = "bigint" if kind == "int" else "double"
-        parts = F.split(F.trim(F.col(f"`{col}`")), r"[\s,;]+")
+        parts = F.split(F.trim(_spark.col(col)), r"[\s,;]+")
         df = df.withColumn(
             col,
-            F.when(F.trim(F.col(f"`{col}`")) == "", F.array().cast(f"array<{element}>")).otherwise(
+            F.when(F.trim(_spark.col(col)) == "", F.array().cast(f"array<{element}>")).otherwise(
                 parts.cast(f"array<{element}>")
             ),
         )
-        bad = df.filter(F.exists(F.col(f"`{col}`"), lambda x: x.isNull())).limit(1).collect()
+        bad = df.filter(F.exists(_spark.col(col), lambda x: x.isNull())).limit(1).collect()
         if bad:
             raise InvalidInputError(
                 f"Column '{col}' holds text that is not a list of numbers, e.g. row "

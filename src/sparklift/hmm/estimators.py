@@ -34,6 +34,7 @@ from pyspark.ml.base import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
 
+from sparklift import _spark
 from sparklift._spark import map_partitions, map_reduce, translate_errors
 from sparklift.errors import InvalidInputError, ModelFormatError, NotFittedError
 from sparklift.hmm import core, em, emissions, persistence
@@ -539,7 +540,7 @@ def _constant_n_trials(dataset: Any, col: str) -> int:
     """n_trials from the data: every frame's count total, which must be constant (as hmmlearn)."""
     from pyspark.sql import functions as F
 
-    c = F.col(f"`{col}`")
+    c = _spark.col(col)
     sums = F.transform(c, lambda v: F.aggregate(v, F.lit(0).cast("long"), lambda a, x: a + x))
     with translate_errors():
         row = dataset.agg(
@@ -695,7 +696,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
 
         # Cache first and validate the cached data: the validation job fills the cache,
         # so the source is read once (the first EM iteration reuses it).
-        data = dataset.select(col)
+        data = dataset.select(_spark.col(col))
         n_partitions = (
             get("num_partitions")
             if self.isSet("num_partitions")
@@ -721,7 +722,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
             family = family_cls(**hyper)
             return self._fit_cached(
                 data,
-                dataset.select(col),
+                dataset.select(_spark.col(col)),
                 col,
                 kind,
                 family,
@@ -1065,7 +1066,7 @@ class _HMMModel(Model, _HMMParams, _Persistable):
             implementation=self.getOrDefault("implementation"),
         )
         with translate_errors():
-            total = map_reduce(dataset.select(col), fn)
+            total = map_reduce(dataset.select(_spark.col(col)), fn)
         if total is None:
             raise InvalidInputError(f"Column '{col}' holds no sequences to score.")
         return float(total[0]), int(total[1])

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from sparklift import _spark
 from sparklift.errors import InvalidColumnTypeError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -198,10 +199,9 @@ def _preview(value: Any, limit: int = 8) -> str:
 
 
 def _example(df: DataFrame, condition: Column, detail: Column | None) -> str:
-    from pyspark.sql import functions as F
 
     columns = df.columns
-    select = [F.col(f"`{c}`") for c in columns]
+    select = [_spark.col(c) for c in columns]
     if detail is not None:
         select.append(detail.alias("__sparklift_detail__"))
     rows = df.filter(condition).select(*select).limit(1).collect()
@@ -299,7 +299,7 @@ def validate_sequences(
         )
     if n_features is not None and int(n_features) < 1:
         raise InvalidInputError(f"n_features must be a positive integer; got {n_features!r}")
-    c = F.col(f"`{col}`")
+    c = _spark.col(col)
     not_null = c.isNotNull()
     length = F.when(not_null, F.size(c))
 
@@ -552,7 +552,7 @@ def flat_frames(
 
     if kind != "vector" or not _column_layout(data, col, kind)[0]:
         return data, None
-    return data.select(F.flatten(F.col(f"`{col}`")).alias(col)), int(n_features)
+    return data.select(F.flatten(_spark.col(col)).alias(col)), int(n_features)
 
 
 def _to_numpy(values: pa.Array, dtype: type) -> np.ndarray:
@@ -602,13 +602,11 @@ def sample_frames(
     """
     from pyspark.sql import functions as F
 
-    from sparklift import _spark
-
     if max_frames < 1:
         raise InvalidInputError(f"max_frames must be >= 1; got {max_frames!r}")
     if kind not in KINDS:
         raise InvalidInputError(f"kind must be one of {list(KINDS)}; got {kind!r}")
-    c = F.col(f"`{col}`")
+    c = _spark.col(col)
     if n_frames is None:
         n_frames = int(df.agg(F.sum(F.size(c))).collect()[0][0] or 0)
     data = df.select(c.alias("sequence"))
@@ -704,7 +702,7 @@ def sequences_from_events(
         raise InvalidInputError(
             f"Column(s) {missing} not found; the DataFrame has columns {df.columns}"
         )
-    checks = [(name, F.col(f"`{name}`").isNull()) for name in (id_col, order_col, *values)]
+    checks = [(name, _spark.col(name).isNull()) for name in (id_col, order_col, *values)]
     counts = df.agg(
         *[F.count_if(cond).alias(f"n{i}") for i, (_, cond) in enumerate(checks)]
     ).collect()[0]
@@ -717,15 +715,15 @@ def sequences_from_events(
                 f"and values. {example}"
             )
     if single:
-        frame = F.col(f"`{values[0]}`")
+        frame = _spark.col(values[0])
     else:
-        frame = F.array(*[F.col(f"`{v}`").cast("double") for v in values])
-    events = F.struct(F.col(f"`{order_col}`").alias("o"), frame.alias("v"))
-    grouped = df.groupBy(F.col(f"`{id_col}`")).agg(
+        frame = F.array(*[_spark.col(v).cast("double") for v in values])
+    events = F.struct(_spark.col(order_col).alias("o"), frame.alias("v"))
+    grouped = df.groupBy(_spark.col(id_col)).agg(
         F.sort_array(F.collect_list(events)).alias("__events__")
     )
     return grouped.select(
-        F.col(f"`{id_col}`"),
+        _spark.col(id_col),
         F.transform("__events__", lambda e: e["v"]).alias(output_col),
     )
 
