@@ -174,6 +174,78 @@ def test_error_score_raise_raises_the_users_exception(spark, classification):
         search.fit(X, y)
 
 
+class FailsToScore(FailingClassifier):
+    """Fits, but its predict raises: scikit-learn records error_score and warns."""
+
+    def fit(self, X, y):
+        self.classes_, counts = np.unique(y, return_counts=True)
+        self.majority_ = self.classes_[np.argmax(counts)]
+        return self
+
+    def predict(self, X):
+        if self.fail:
+            raise RuntimeError("cannot predict")
+        return super().predict(X)
+
+
+def _driver_warnings(search_cls, estimator, grid, X, y):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        search_cls(estimator, grid, cv=2).fit(X, y)
+    return sorted((w.category.__name__, str(w.message).splitlines()[0]) for w in caught)
+
+
+def test_warnings_in_the_fits_reach_the_caller_as_in_scikit_learn(spark, classification):
+    """The fits' own warnings (scoring failures, non-convergence) are warned on the driver."""
+    X, y = classification
+    cases = [
+        (FailsToScore(), {"fail": [False, True]}),
+        (LogisticRegression(max_iter=1), {"C": [1.0, 10.0]}),
+    ]
+    for estimator, grid in cases:
+        ours = _driver_warnings(GridSearchCV, estimator, grid, X, y)
+        ref = _driver_warnings(skms.GridSearchCV, estimator, grid, X, y)
+        assert ours == ref
+        assert any("Scoring failed" in m or "converge" in m for _, m in ours)
+
+
+def test_verbose_lines_of_the_fits_are_printed_on_the_driver(spark, classification, capsys):
+    X, y = classification
+    grid = {"C": [0.1, 1.0]}
+    GridSearchCV(LogisticRegression(), grid, cv=2, verbose=3).fit(X, y)
+    ours = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[CV")]
+    skms.GridSearchCV(LogisticRegression(), grid, cv=2, verbose=3).fit(X, y)
+    ref = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[CV")]
+    assert len(ours) == len(ref) == 4
+    # The same lines, times excepted.
+    assert [line.split("total time")[0] for line in ours] == [
+        line.split("total time")[0] for line in ref
+    ]
+
+
+def test_nested_search_runs_its_inner_fits_in_the_task(spark, classification):
+    """A sparklift search as the estimator of another: the inner one has no Spark in a task."""
+    X, y = classification
+    inner = {"param_grid": {"C": [0.01, 1.0]}, "cv": 2}
+    outer = {"param_grid": {"cv": [2, 3]}, "cv": 2}
+    ours = GridSearchCV(GridSearchCV(LogisticRegression(), **inner), **outer).fit(X, y)
+    ref = skms.GridSearchCV(skms.GridSearchCV(LogisticRegression(), **inner), **outer).fit(X, y)
+    assert_same_results(ours, ref)
+    assert ours.spark_transfer_.n_fits == 4
+    # The best inner search is refitted on the driver, with Spark.
+    assert ours.best_estimator_.spark_transfer_.n_fits == 2 * ours.best_params_["cv"]
+
+
+def test_refit_of_a_scikit_learn_search_estimator_stays_scikit_learns(spark, classification):
+    """Only the search's own fits go to Spark: an inner scikit-learn search's refit does not."""
+    X, y = classification
+    inner = skms.GridSearchCV(LogisticRegression(), {"C": [0.01, 0.1, 1.0]}, cv=2)
+    ours = GridSearchCV(inner, {"cv": [2, 3]}, cv=2).fit(X, y)
+    ref = skms.GridSearchCV(inner, {"cv": [2, 3]}, cv=2).fit(X, y)
+    assert_same_results(ours, ref)
+    assert (ours.spark_transfer_.n_fits, ours.spark_transfer_.n_rounds) == (4, 1)
+
+
 class CustomInitError(Exception):
     """An exception pickle cannot rebuild: its __init__ needs two arguments."""
 

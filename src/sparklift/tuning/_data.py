@@ -19,11 +19,13 @@ Nothing here imports pyspark: this module is plain pickling, tested on its own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import pickle
 import sys
 import traceback
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -232,36 +234,69 @@ def _rebuildable(exc: BaseException, text: str) -> BaseException:
     return exc
 
 
+#: What one fit printed is relayed to the driver up to this many characters.
+MAX_RELAYED_CHARS = 100_000
+
+
+def _warning_record(w: warnings.WarningMessage) -> tuple[type[Warning], str, str, int]:
+    """A caught warning as (category, message, filename, lineno), its category picklable."""
+    category, message = w.category, str(w.message)
+    try:
+        pickle.loads(cloudpickle.dumps(category))
+    except Exception:
+        message = f"{category.__module__}.{category.__qualname__}: {message}"
+        category = UserWarning
+    return category, message, w.filename, w.lineno
+
+
 def run_payload(payload: Any, store: dict[int, Any]) -> bytes:
     """Run one packed call and pickle its outcome.
 
-    The outcome is ``("ok", result)`` or ``("raised", exception, traceback)``:
-    an exception is returned, not raised, so that Spark does not retry a task
-    that fails the same way every time and the driver can raise the user's own
-    exception rather than a Spark error. An exception that pickle cannot
-    rebuild is replaced by a :class:`~sparklift.errors.TaskError` carrying its
-    class name, message and traceback.
+    The outcome is ``("ok", result, relayed)`` or ``("raised", exception,
+    traceback, relayed)``: an exception is returned, not raised, so that Spark
+    does not retry a task that fails the same way every time and the driver
+    can raise the user's own exception rather than a Spark error. An exception
+    that pickle cannot rebuild is replaced by a
+    :class:`~sparklift.errors.TaskError` carrying its class name, message and
+    traceback. ``relayed`` is what the call printed to stdout and the warnings
+    it raised (under the driver's filters, which scikit-learn's wrapper sets),
+    for :func:`unpack_outcome` to repeat on the driver, where scikit-learn run
+    in one process would have shown them (its ``verbose`` lines, "Scoring
+    failed" warnings, an estimator's ConvergenceWarning).
     """
+    printed = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
+        try:
+            func, args, kwargs = _SharedUnpickler(io.BytesIO(payload), store).load()
+        except Exception as exc:
+            outcome: tuple[Any, ...] = ("raised", unpickling_error(exc), traceback.format_exc())
+        else:
+            try:
+                outcome = ("ok", func(*args, **kwargs))
+            except Exception as exc:
+                text = traceback.format_exc()
+                outcome = ("raised", _rebuildable(exc, text), text)
+    text = printed.getvalue()
+    if len(text) > MAX_RELAYED_CHARS:
+        text = (
+            text[:MAX_RELAYED_CHARS] + f"\n[... {len(text) - MAX_RELAYED_CHARS} more characters]\n"
+        )
+    relayed = (text, [_warning_record(w) for w in caught])
     try:
-        func, args, kwargs = _SharedUnpickler(io.BytesIO(payload), store).load()
-    except Exception as exc:
-        return cloudpickle.dumps(("raised", unpickling_error(exc), traceback.format_exc()))
-    try:
-        outcome: tuple[Any, ...] = ("ok", func(*args, **kwargs))
-    except Exception as exc:
-        text = traceback.format_exc()
-        outcome = ("raised", _rebuildable(exc, text), text)
-    try:
-        return cloudpickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+        return cloudpickle.dumps((*outcome, relayed), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # an unpicklable result
         text = "".join(traceback.format_exception(*sys.exc_info()))
         return cloudpickle.dumps(
-            ("raised", RuntimeError(f"could not send a fit's outcome back: {text}"), text)
+            ("raised", RuntimeError(f"could not send a fit's outcome back: {text}"), text, relayed)
         )
 
 
 def unpack_outcome(blob: bytes) -> Any:
-    """The result of a call run by :func:`run_payload`, or its exception raised."""
+    """The result of a call run by :func:`run_payload`, or its exception raised.
+
+    What the call printed is printed here, and its warnings are warned again
+    (through the driver's filters), before the result is returned.
+    """
     try:
         outcome = pickle.loads(blob)
     except Exception as exc:  # e.g. a class the driver cannot import
@@ -269,6 +304,11 @@ def unpack_outcome(blob: bytes) -> Any:
             f"the driver could not unpickle a fit's outcome ({type(exc).__name__}: {exc}); "
             "the classes a fit returns or raises must be importable on the driver."
         ) from exc
+    printed, caught = outcome[-1]
+    if printed:
+        print(printed, end="", flush=True)
+    for category, message, filename, lineno in caught:
+        warnings.warn_explicit(message, category, filename, lineno)
     if outcome[0] == "ok":
         return outcome[1]
     exc, text = outcome[1], outcome[2]

@@ -33,6 +33,13 @@ a Python worker once per task (a few tasks per task slot), where it is
 unpickled once per worker; :class:`SparkTransfer` reports each of these.
 ``n_jobs`` and ``pre_dispatch`` are accepted for compatibility and ignored;
 Spark's task slots decide the parallelism.
+
+What a fit prints and warns in its task is repeated on the driver (see
+:func:`~sparklift.tuning._data.run_payload`), as scikit-learn in one process
+would show it. Only the search's own ``Parallel`` goes to Spark: a later one
+in the same ``fit`` (the refit of a best estimator that is itself a search)
+is scikit-learn's, and a sparklift search fitted inside a Spark task (nested
+cross-validation) runs its fits there.
 """
 
 from __future__ import annotations
@@ -164,6 +171,10 @@ class _SparkDispatcher:
         self.label = label
         self.verbose = verbose
         self.transfer = SparkTransfer()
+        # Handed out once, to the search's own ``Parallel``: any later one in
+        # the same fit (the refit of a best estimator that is itself a
+        # scikit-learn search) runs as scikit-learn would run it.
+        self.claimed = False
 
     def __enter__(self) -> _SparkDispatcher:
         return self
@@ -211,8 +222,9 @@ class _ParallelSwitch:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         dispatcher = _DISPATCHER.get()
-        if dispatcher is None:
+        if dispatcher is None or dispatcher.claimed:
             return cls.original(*args, **kwargs)
+        dispatcher.claimed = True
         return dispatcher
 
 
@@ -256,6 +268,15 @@ class _SparkSearchMixin:
             tasks, and the bytes serialised on the driver, broadcast to each
             executor and delivered to the Python workers.
         """
+        from pyspark import TaskContext
+
+        if TaskContext.get() is not None:
+            # Inside a Spark task: this search is the estimator of another
+            # search (nested cross-validation). There is no Spark session on
+            # an executor; its fits run here, as scikit-learn runs them.
+            super().fit(X, y, **params)  # type: ignore[misc]
+            self.spark_transfer_ = SparkTransfer()
+            return self
         dispatcher = _SparkDispatcher(type(self).__name__, int(getattr(self, "verbose", 0)))
         token = _DISPATCHER.set(dispatcher)
         try:
