@@ -406,10 +406,41 @@ def test_multinomial_infers_constant_n_trials_like_hmmlearn(spark):
     np.testing.assert_allclose(model.emissionprob_, ref.emissionprob_, rtol=1e-8)
 
 
-def test_multinomial_rejects_varying_totals_and_fractional_counts(spark):
-    df = spark.createDataFrame([([[1, 2], [2, 2]],), ([[0, 3]],)], "sequence array<array<int>>")
-    with pytest.raises(InvalidInputError, match="n_trials"):
-        MultinomialHMM(n_components=2).fit(df)
+def test_multinomial_varying_totals_fit_like_hmmlearn(spark):
+    """n_trials unset: each frame's own total is its trials, as hmmlearn's n_trials=None."""
+    X = np.array([[1, 2], [0, 2], [3, 0], [2, 2], [0, 1]])
+    lengths = [3, 2]
+    df = sequences_from_arrays(spark, X, lengths, num_partitions=2)
+    model = MultinomialHMM(n_components=2, n_iter=3, tol=0.0, random_state=0).fit(df)
+    ref = hmm.MultinomialHMM(n_components=2, n_iter=3, tol=0.0, random_state=0).fit(X, lengths)
+    np.testing.assert_allclose(model.emissionprob_, ref.emissionprob_, rtol=1e-8)
+    np.testing.assert_allclose(list(model.monitor_.history), list(ref.monitor_.history), rtol=1e-10)
+    assert model.score(df) == pytest.approx(ref.score(X, lengths), rel=1e-10)
+    # Sampling needs one number of trials, in hmmlearn too.
+    with pytest.raises(ValueError, match="a single n_trials"):
+        ref.sample(3)
+    with pytest.raises(ValueError, match="a single n_trials"):
+        model.sample(3)
+
+
+def test_multinomial_rejects_fractional_counts_in_fit_and_scoring(spark):
     frac = spark.createDataFrame([([[1.5, 1.5]],)], "sequence array<array<double>>")
     with pytest.raises(InvalidColumnTypeError, match="integer"):
         MultinomialHMM(n_components=2, n_trials=3).fit(frac)
+    counts = sequences_from_arrays(spark, np.array([[1, 2], [3, 0]]), [2])
+    model = MultinomialHMM(n_components=2, n_iter=1, random_state=0).fit(counts)
+    for score in (model.score, lambda df: model.transform(df).collect()):
+        with pytest.raises(InvalidColumnTypeError, match="integer"):
+            score(frac)
+
+
+def test_a_state_without_transitions_out_is_refused_at_its_iteration(spark):
+    """Length-1 sequences: no transition is ever expected, transmat_ rows would be zero."""
+    df = sequences_from_arrays(spark, np.array([[0], [1], [1]]), [1, 1, 1])
+    with pytest.raises(InvalidInputError, match=r"EM iteration 1: no transition out of state"):
+        CategoricalHMM(n_components=2, n_iter=5, random_state=0).fit(df)
+
+
+def test_fit_names_a_missing_sequence_column(data):
+    with pytest.raises(InvalidInputError, match="Column 'nope' not found"):
+        CategoricalHMM(n_components=2, sequence_col="nope").fit(data)

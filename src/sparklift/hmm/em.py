@@ -20,7 +20,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import logging
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -35,8 +34,6 @@ from sparklift.hmm.sequences import batch_to_arrays
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame
-
-_log = logging.getLogger(__name__)
 
 
 def _arrays(
@@ -303,6 +300,7 @@ def run_em(
             )
             # hmmlearn's order: M-step before the convergence check (n_iter=1 still updates).
             params = core.m_step(family, params, stats, fit_params, startprob_prior, transmat_prior)
+            _refuse_dead_states(params, monitor.iter + 1)
             with bar.writing():
                 monitor.report(float(stats.logprob))
             converged = monitor.converged
@@ -311,14 +309,28 @@ def run_em(
             bar.update(monitor)
             if converged:
                 break
-            if (np.asarray(params["transmat"]).sum(axis=1) == 0).any():
-                _log.warning(
-                    "Some rows of transmat_ have zero sum because no transition from the "
-                    "state was ever observed."
-                )
     finally:
         bar.close()
     return params, monitor
+
+
+def _refuse_dead_states(params: core.Params, iteration: int) -> None:
+    """Stop EM when a state has no expected transition out of it.
+
+    Its ``transmat_`` row would be all zero: hmmlearn warns ("Some rows of
+    transmat_ have zero sum") and goes on to return a model that cannot score
+    anything. Refusing at the iteration where it happens says why, and does
+    not spend the remaining iterations first.
+    """
+    dead = np.flatnonzero(np.asarray(params["transmat"]).sum(axis=1) == 0)
+    if dead.size:
+        raise InvalidInputError(
+            f"EM iteration {iteration}: no transition out of state(s) {dead.tolist()} is "
+            "expected in the data, so their transmat_ rows would be all zero and the model "
+            "could not score anything. Either every sequence has length 1, or these states "
+            "explain none of the frames: use fewer n_components, longer sequences or other "
+            "starting parameters, or leave 't' out of params to keep transmat_ as it starts."
+        )
 
 
 # --------------------------------------------------------------------------- decoding, scoring, sampling

@@ -354,6 +354,9 @@ class EmissionFamily:
         nc = n_components
         return {"s": nc - 1, "t": nc * (nc - 1)}
 
+    def check_can_sample(self) -> None:
+        """Raise ``ValueError`` if these hyperparameters cannot sample (before any job)."""
+
     def sample_frames(
         self, params: Params, states: np.ndarray, rng: np.random.RandomState
     ) -> np.ndarray:
@@ -916,6 +919,9 @@ class MultinomialEmissions(_EmissionProbFamily):
             ep[empty] = params["emissionprob"][empty]
             params["emissionprob"] = ep
         return params
+
+    def check_can_sample(self) -> None:
+        self._single_n_trials()
 
     def _single_n_trials(self) -> int:
         n_trials: Any = np.unique(np.atleast_1d(self.n_trials)) if self.n_trials is not None else []

@@ -38,7 +38,12 @@ from sparklift import _spark
 from sparklift._spark import map_partitions, map_reduce, translate_errors
 from sparklift.errors import InvalidInputError, ModelFormatError, NotFittedError
 from sparklift.hmm import core, em, emissions, persistence
-from sparklift.hmm.sequences import flat_frames, sample_frames, validate_sequences
+from sparklift.hmm.sequences import (
+    column_layout,
+    flat_frames,
+    sample_frames,
+    validate_sequences,
+)
 
 
 @contextlib.contextmanager
@@ -536,8 +541,21 @@ def _check_priors(stage: Params, hyper: dict[str, Any], n_components: int, n_fea
             _check_prior(name, hyper[name], shape)
 
 
-def _constant_n_trials(dataset: Any, col: str) -> int:
-    """n_trials from the data: every frame's count total, which must be constant (as hmmlearn)."""
+def _value_checks(family_name: str) -> dict[str, bool]:
+    """What every frame's values must be, for fit and scoring alike."""
+    return {
+        "nonnegative": family_name in ("poisson", "multinomial"),
+        "integer": family_name == "multinomial",
+    }
+
+
+def _constant_n_trials(dataset: Any, col: str) -> int | None:
+    """n_trials from the data: the frames' count total when it is the same for all, else None.
+
+    As hmmlearn's MultinomialHMM with ``n_trials=None``: each frame's own total
+    is its number of trials (the likelihood uses it per frame); only sampling
+    needs a single one.
+    """
     from pyspark.sql import functions as F
 
     c = _spark.col(col)
@@ -547,13 +565,7 @@ def _constant_n_trials(dataset: Any, col: str) -> int:
             F.min(F.array_min(sums)).alias("lo"), F.max(F.array_max(sums)).alias("hi")
         ).collect()[0]
     lo, hi = int(row["lo"]), int(row["hi"])
-    if lo != hi:
-        raise InvalidInputError(
-            f"Column '{col}': n_trials is not set and the frames' count totals differ "
-            f"(from {lo} to {hi}); hmmlearn requires the same number of trials in every frame, "
-            "so set n_trials"
-        )
-    return lo
+    return lo if lo == hi else None
 
 
 def _init_model_hyper(init_model: Any) -> dict[str, Any]:
@@ -694,6 +706,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
         if n_features is not None:
             _check_priors(self, hyper, n_components, int(n_features))
 
+        column_layout(dataset, col, kind)  # a missing or mistyped column, before any job
         # Cache first and validate the cached data: the validation job fills the cache,
         # so the source is read once (the first EM iteration reuses it).
         data = dataset.select(_spark.col(col))
@@ -711,9 +724,8 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
                 col,
                 kind,
                 n_features,
-                nonnegative=name in ("poisson", "multinomial"),
-                integer=name == "multinomial",
                 n_trials=n_trials,
+                **_value_checks(name),
             )
             hyper["n_features"] = n_features or summary.n_features
             if name == "multinomial" and hyper.get("n_trials") is None:
@@ -1018,8 +1030,8 @@ class _HMMModel(Model, _HMMParams, _Persistable):
             col,
             kind,
             self.n_features,
-            nonnegative=self._family_name in ("poisson", "multinomial"),
             n_trials=self._hyper.get("n_trials"),
+            **_value_checks(self._family_name),
         )
         return col, kind
 
@@ -1131,6 +1143,7 @@ class _HMMModel(Model, _HMMParams, _Persistable):
         self._check_fitted()
         if int(n_sequences) < 1 or int(length) < 1:
             raise ValueError(f"n_sequences and length must be >= 1; got {n_sequences}, {length}")
+        self._family().check_can_sample()
         from pyspark.sql.types import (
             ArrayType,
             DoubleType,
@@ -1457,7 +1470,9 @@ class MultinomialHMMModel(_HMMModel, _NTrialsParam):
 class MultinomialHMM(_HMMEstimator, _NTrialsParam):
     __doc__ = _make_doc(
         "Hidden Markov model with multinomial emissions (counts per frame summing to n_trials).",
-        "    n_trials : int, optional\n        Trials per frame.",
+        "    n_trials : int, optional\n        Trials per frame: every frame's counts must add up to it. Unset,\n"
+        "        each frame's own total is its number of trials (as hmmlearn); the\n"
+        "        model keeps the total when all frames share one, which sampling needs.",
     )
     _family_name = "multinomial"
     _model_cls = MultinomialHMMModel

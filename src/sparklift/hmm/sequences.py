@@ -137,7 +137,7 @@ def _type_name(data_type: Any) -> str:
     return type(data_type).__name__
 
 
-def _column_layout(df: DataFrame, col: str, kind: str) -> tuple[bool, bool]:
+def column_layout(df: DataFrame, col: str, kind: str) -> tuple[bool, bool]:
     """``(nested, integral)`` of a sequence column, or a clear type error."""
     from pyspark.sql.types import ArrayType
 
@@ -291,7 +291,7 @@ def validate_sequences(
     """
     from pyspark.sql import functions as F
 
-    nested, integral = _column_layout(df, col, kind)
+    nested, integral = column_layout(df, col, kind)
     if integer and not integral:
         raise InvalidColumnTypeError(
             f"Column '{col}' has type {df.schema[col].dataType.simpleString()}; "
@@ -550,7 +550,7 @@ def flat_frames(
     """
     from pyspark.sql import functions as F
 
-    if kind != "vector" or not _column_layout(data, col, kind)[0]:
+    if kind != "vector" or not column_layout(data, col, kind)[0]:
         return data, None
     return data.select(F.flatten(_spark.col(col)).alias(col)), int(n_features)
 
