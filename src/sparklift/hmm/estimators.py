@@ -1195,7 +1195,11 @@ class _HMMModel(Model, _HMMParams, _Persistable):
         """An hmmlearn model with the same parameters and settings (needs hmmlearn).
 
         Its ``init_params`` is ``""`` so that a later hmmlearn ``fit`` starts
-        from these parameters; keyword arguments override any setting.
+        from these parameters; keyword arguments override any setting. A
+        ``MultinomialHMM`` fitted without one common count total has
+        ``n_trials=None``, which hmmlearn refuses to score with: pass
+        ``n_trials=`` (hmmlearn's own fit stores the training frames' totals
+        there; its likelihood uses each frame's own total either way).
         """
         from sparklift.hmm import interop
 
