@@ -269,6 +269,7 @@ def test_bad_symbols_give_one_clear_error(spark):
         CategoricalHMM(n_components=2, n_iter=1).fit(df)
 
 
+@pytest.mark.smoke
 def test_any_column_names_fit_transform_and_score(data, arrays):
     """Input and output columns named with dots, backticks and spaces give hmmlearn's results."""
     X, lengths = arrays

@@ -223,6 +223,7 @@ def test_verbose_lines_of_the_fits_are_printed_on_the_driver(spark, classificati
     ]
 
 
+@pytest.mark.smoke
 def test_nested_search_runs_its_inner_fits_in_the_task(spark, classification):
     """A sparklift search as the estimator of another: the inner one has no Spark in a task."""
     X, y = classification
