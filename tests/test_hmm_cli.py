@@ -234,3 +234,15 @@ def test_convergence_status_needs_the_gain_below_tol():
     )
     assert not convergence_status([-10.0], 0.01)[0]
     assert not convergence_status([-10.0, -9.0], float("-inf"))[0]
+
+
+def test_csv_sequence_text_with_a_word_is_one_clear_error(spark, tmp_path, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_text("id,seq\n0,0 1 1 0\n1,0 1 x 1 0\n2,1;1;0\n3,2 one\n")
+    argv = ["hmm", "fit", str(path), "-o", str(tmp_path / "m"), "--sequence-col", "seq"]
+    assert main([*argv, "--n-components", "2", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sparklift: error: Column 'seq' has 2 rows whose text is not a list")
+    assert "'0 1 x 1 0'" in err or "'2 one'" in err
+    assert len(err.splitlines()) == 1  # no JVM log, no traceback
+    assert not os.path.exists(tmp_path / "m")

@@ -95,6 +95,20 @@ def test_checkpoint_of_another_fit_is_refused(data, tmp_path):
         )
 
 
+def test_checkpoint_of_other_data_of_the_same_shape_is_refused(spark, tmp_path):
+    """Same settings, same sequence lengths, other symbols: not the same fit."""
+    X, lengths = _categorical_data()
+    other = X.copy()
+    other[::7] = (other[::7] + 1) % 4  # every seventh symbol changed
+    settings = {"n_components": 3, "random_state": 0, "checkpoint_dir": str(tmp_path / "c")}
+    CategoricalHMM(n_iter=1, **settings).fit(sequences_from_arrays(spark, X, lengths))
+    with pytest.raises(InvalidInputError, match="different fit"):
+        CategoricalHMM(n_iter=2, **settings).fit(sequences_from_arrays(spark, other, lengths))
+    # The same data in other partitions is the same data: it resumes.
+    same = sequences_from_arrays(spark, X, lengths, num_partitions=3)
+    CategoricalHMM(n_iter=2, **settings).fit(same)
+
+
 class FlakyCategorical(CategoricalEmissions):
     """Fails the first E-step batch it sees anywhere (a marker file records it), then works."""
 

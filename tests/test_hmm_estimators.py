@@ -442,6 +442,15 @@ def test_a_state_without_transitions_out_is_refused_at_its_iteration(spark):
         CategoricalHMM(n_components=2, n_iter=5, random_state=0).fit(df)
 
 
+def test_fit_error_example_shows_the_rows_other_columns(spark):
+    """fit validates only the sequence column, but the example row carries the ids."""
+    df = spark.createDataFrame(
+        [(1, [0, 1, 1]), (1734, [3, 2, 9]), (5, [2, 0])], "user_id long, sequence array<int>"
+    )
+    with pytest.raises(InvalidInputError, match=r"user_id=1734, sequence=\[3, 2, 9\]"):
+        CategoricalHMM(n_components=2, n_features=4).fit(df)
+
+
 def test_fit_names_a_missing_sequence_column(data):
     with pytest.raises(InvalidInputError, match="Column 'nope' not found"):
         CategoricalHMM(n_components=2, sequence_col="nope").fit(data)

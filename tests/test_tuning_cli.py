@@ -169,6 +169,15 @@ def test_a_grid_where_every_fit_fails_is_one_line(spark, parquet, capsys):
     assert "ValueError: Solver lbfgs supports only" in line
 
 
+def test_error_score_raise_stops_at_the_first_failure_in_one_line(spark, parquet, capsys):
+    path, _, _ = parquet
+    grid = '{"C": [1.0, -1.0]}'  # C must be positive
+    assert main(_tune_args(path, "--cv", "2", "--error-score", "raise", grid=grid)) == 1
+    line = _one_error_line(capsys)
+    assert "--error-score raise stops the search" in line
+    assert "InvalidParameterError: The 'C' parameter of LogisticRegression" in line
+
+
 def test_error_score_scores_failing_candidates_as_scikit_learn_does(spark, parquet, tmp_path):
     import warnings
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import platform
 import re
@@ -85,12 +86,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the CLI reports it once, in one line, itself (with the worker's own
     # error, see _short_message). Only for this call: a notebook calling
     # main() keeps its later sessions' logs.
+    # pyspark's own Python logger writes an analysis error's query context as
+    # one long JSON line with the JVM stack; it is quietened the same way.
+    context_log = logging.getLogger("DataFrameQueryContextLogger")
     saved = os.environ.get(ENV_LOG_LEVEL)
+    saved_level = context_log.level
     if saved is None:
         os.environ[ENV_LOG_LEVEL] = "ERROR" if os.environ.get("SPARKLIFT_TRACEBACK") else "FATAL"
+    if not os.environ.get("SPARKLIFT_TRACEBACK"):
+        context_log.setLevel(logging.CRITICAL)
     try:
         return _run(args)
     finally:
+        context_log.setLevel(saved_level)
         if saved is None:
             os.environ.pop(ENV_LOG_LEVEL, None)
 

@@ -322,19 +322,23 @@ def _read_sequences(spark: Any, args: argparse.Namespace, kind: str) -> Any:
     if col in df.columns and dict(df.dtypes)[col] == "string":
         # CSV cannot hold arrays: a sequence is a string of numbers.
         element = "bigint" if kind == "int" else "double"
-        parts = F.split(F.trim(_spark.col(col)), r"[\s,;]+")
-        df = df.withColumn(
-            col,
-            F.when(F.trim(_spark.col(col)) == "", F.array().cast(f"array<{element}>")).otherwise(
-                parts.cast(f"array<{element}>")
-            ),
+        text = _spark.col(col)
+        parts = F.split(F.trim(text), r"[\s,;]+")
+        parsed = F.when(F.trim(text) == "", F.array().cast(f"array<{element}>")).otherwise(
+            F.transform(parts, lambda x: x.try_cast(element))
         )
-        bad = df.filter(F.exists(_spark.col(col), lambda x: x.isNull())).limit(1).collect()
-        if bad:
+        # A token that is not a number parses to null (try_cast): count and show them.
+        bad = df.filter(F.exists(parsed, lambda x: x.isNull()))
+        example = bad.limit(1).collect()
+        if example:
+            n_bad = bad.count()
+            what = "whole numbers" if kind == "int" else "numbers"
             raise InvalidInputError(
-                f"Column '{col}' holds text that is not a list of numbers, e.g. row "
-                f"{bad[0].asDict()}; use numbers separated by spaces, commas or semicolons"
+                f"Column '{col}' has {n_bad} row{'s' if n_bad != 1 else ''} whose text is not "
+                f"a list of {what}, for example {example[0].asDict()}; separate {what} with "
+                "spaces, commas or semicolons"
             )
+        df = df.withColumn(col, parsed)
     elif fmt == "csv" and col not in df.columns:
         raise InvalidInputError(
             f"Column '{col}' not found in {args.input} (columns: {df.columns}); name the "

@@ -725,6 +725,9 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
                 kind,
                 n_features,
                 n_trials=n_trials,
+                # A checkpoint is resumed only on the same data: its content counts.
+                checksum=self.isSet("checkpoint_dir"),
+                example_from=dataset,
                 **_value_checks(name),
             )
             hyper["n_features"] = n_features or summary.n_features
@@ -795,7 +798,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
             "transmat_prior": get("transmat_prior"),
             "implementation": get("implementation"),
             "tol": get("tol"),
-            "data": [summary.n_sequences, summary.n_frames, summary.n_features],
+            "data": [summary.n_sequences, summary.n_frames, summary.n_features, summary.checksum],
             "init_model": _digest_arrays(base_params),
         }
         checkpoint_dir = get("checkpoint_dir") if self.isSet("checkpoint_dir") else None

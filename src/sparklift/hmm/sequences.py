@@ -116,6 +116,11 @@ class SequenceSummary:
         Whether frames are arrays themselves (``array<array<...>>``).
     integral : bool
         Whether the values are stored as integers.
+    checksum : str or None
+        With ``checksum=True``: the sum of every row's 64-bit hash of its
+        sequence, as text. It does not depend on row order or partitioning,
+        and changes when any sequence does (checkpoints use it to tell data
+        sets apart).
     """
 
     column: str
@@ -127,6 +132,7 @@ class SequenceSummary:
     max_length: int
     nested: bool
     integral: bool
+    checksum: str | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -247,6 +253,8 @@ def validate_sequences(
     nonnegative: bool = False,
     integer: bool = False,
     n_trials: int | None = None,
+    checksum: bool = False,
+    example_from: DataFrame | None = None,
 ) -> SequenceSummary:
     """Check a sequence column and summarise it, in one Spark job.
 
@@ -273,6 +281,12 @@ def validate_sequences(
         Require integer storage (``array<array<int>>``; multinomial counts).
     n_trials : int, optional
         Require each ``vector`` frame to sum to it (multinomial).
+    checksum : bool, default False
+        Also compute :attr:`SequenceSummary.checksum` (in the same job).
+    example_from : pyspark.sql.DataFrame, optional
+        Where an error's example row is taken from, when ``df`` is a
+        projection of it (so that the example shows the row's ids too);
+        default ``df``.
 
     Returns
     -------
@@ -402,6 +416,9 @@ def validate_sequences(
     for _, cond, _ in problems[1:]:
         any_bad = any_bad | cond
     aggs.append(F.count_if(any_bad).alias("n_bad"))
+    if checksum:
+        # A decimal sum cannot overflow, whatever the number of rows.
+        aggs.append(F.sum(F.xxhash64(c).cast("decimal(20,0)")).alias("checksum"))
 
     from sparklift._spark import translate_errors
 
@@ -411,7 +428,8 @@ def validate_sequences(
     if n_rows == 0:
         raise InvalidInputError(f"Column '{col}' has no rows: there are no sequences to use")
     counts = {label: int(stats[f"p{i}"]) for i, (label, _, _) in enumerate(problems)}
-    _raise_problems(df, col, n_rows, problems, counts, int(stats["n_bad"]))
+    shown = example_from if example_from is not None else df
+    _raise_problems(shown, col, n_rows, problems, counts, int(stats["n_bad"]))
 
     if kind == "int":
         inferred = int(stats["max_value"]) + 1
@@ -426,7 +444,7 @@ def validate_sequences(
             label = f"frames whose dimension differs from the first row's ({d})"
             n_ragged = df.filter(ragged).count()
             problems = [(label, ragged, F.filter(c, lambda v: F.size(v) != d)[0])]
-            _raise_problems(df, col, n_rows, problems, {label: n_ragged}, n_ragged)
+            _raise_problems(shown, col, n_rows, problems, {label: n_ragged}, n_ragged)
         features = int(stats["max_dim"])
     else:
         features = 1
@@ -440,6 +458,7 @@ def validate_sequences(
         max_length=int(stats["max_length"]),
         nested=nested,
         integral=integral,
+        checksum=str(stats["checksum"]) if checksum else None,
     )
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from sparklift.cli import EXCEPTION_LINE
-from sparklift.errors import InvalidInputError
+from sparklift.errors import InvalidInputError, SparkliftError
 
 
 def _error_score(text: str) -> float | str:
@@ -239,8 +239,17 @@ def _tune(args: argparse.Namespace) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             search.fit(X, y)
-    except ValueError as exc:
-        if "fits failed" not in str(exc):
+    except SparkliftError:
+        raise
+    except Exception as exc:
+        if args.error_score == "raise":
+            # The failing candidate's own exception, stopped at as asked: one line.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise InvalidInputError(
+                f"a fit failed and --error-score raise stops the search there: "
+                f"{type(exc).__name__}: {first}"
+            ) from None
+        if not isinstance(exc, ValueError) or "fits failed" not in str(exc):
             raise
         # scikit-learn's own message when no candidate could be fitted: the
         # count and each distinct error with its traceback; keep the errors.
