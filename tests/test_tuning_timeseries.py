@@ -675,3 +675,31 @@ def test_timestamp_ntz_boundaries_have_no_offset(spark):
             "validationEnd": "2026-11-01T03:30:15.000250",
         }
     ]
+
+
+@pytest.mark.parametrize("collation", [None, "UTF8_LCASE"])
+def test_time_points_are_in_sparks_order(spark, collation):
+    """Time points are sorted on the driver as Spark's orderBy sorts them (nulls first, NaN last)."""
+    from pyspark.sql import functions as F
+
+    from sparklift.tuning.timeseries import _in_time_order
+
+    frames = {
+        "string": spark.createDataFrame([("b",), ("A",), ("a",), ("B",), (None,)], "t string"),
+        "double": spark.createDataFrame(
+            [(2.5,), (float("nan"),), (-1.0,), (None,), (0.0,)], "t double"
+        ),
+        "date": spark.createDataFrame(
+            [(dt.date(2024, 1, 2),), (dt.date(1500, 3, 1),), (None,)], "t date"
+        ),
+    }
+    if collation:
+        frames = {"string": frames["string"].select(F.collate("t", collation).alias("t"))}
+    for name, df in frames.items():
+        points = df.groupBy("t").agg(F.count(F.lit(1)).alias("n"))
+        points = points.select("t", F.unix_date("t").alias("k") if name == "date" else "t", "n")
+        ours = [row[0] for row in _in_time_order(points, df.schema["t"].dataType)]
+        spark_order = [row[0] for row in points.orderBy("t").collect()]
+        assert ours == spark_order or (
+            name == "double" and str(ours) == str(spark_order)  # nan != nan
+        ), name

@@ -284,6 +284,35 @@ def _time_key(time_col: str, data_type: Any) -> tuple[Any, Any]:
     return column, F.lit
 
 
+def _in_time_order(points: DataFrame, data_type: Any) -> list[Any]:
+    """The rows of ``points`` (one per time value: value, key, ...) collected in time order.
+
+    Spark's order, nulls first and NaN last, sorted on the driver: a Spark
+    ``orderBy`` would cost a sampling job and a second shuffle for what is
+    one small list. Timestamps and dates sort by their exact key (see
+    :func:`_time_key`), everything else by its value; a string column with a
+    collation other than Spark's binary one keeps Spark's own ordering.
+    """
+    from pyspark.sql.types import DateType, StringType, TimestampType
+
+    if isinstance(data_type, StringType) and getattr(data_type, "collation", None) not in (
+        None,
+        "UTF8_BINARY",
+    ):
+        return points.orderBy(col(points.columns[0])).collect()
+    by_key = isinstance(data_type, (DateType, TimestampType))
+
+    def order(row: Any) -> tuple[int, Any]:
+        value = row[1] if by_key else row[0]
+        if value is None:
+            return (0, 0)
+        if isinstance(value, float) and math.isnan(value):
+            return (2, 0)
+        return (1, value)
+
+    return sorted(points.collect(), key=order)
+
+
 def _shown_time(text: str) -> str:
     """A timestamp formatted with :data:`_TIMESTAMP_FORMAT`, as ``isoformat()`` would write it.
 
@@ -635,16 +664,15 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         shown = F.date_format(col(time_col), _TIMESTAMP_FORMAT) if is_timestamp else F.lit(None)
         # ... and, in the same job, the rows whose label Spark ML would refuse.
         bad_label = self._bad_label(dataset)
-        rows = (
+        points = (
             dataset.groupBy(col(time_col))
             .agg(
                 F.count(F.lit(1)).alias(_COUNT),
                 F.count(F.when(bad_label, F.lit(1))).alias(_BAD_LABELS),
             )
             .select(col(time_col), key.alias(_KEY), _COUNT, shown.alias(_SHOWN), _BAD_LABELS)
-            .orderBy(col(time_col))
-            .collect()
         )
+        rows = _in_time_order(points, time_type)
         missing = 0
         if rows and rows[0][0] is None:  # nulls sort first
             missing += rows.pop(0)[2]
