@@ -393,3 +393,53 @@ def test_an_estimator_class_from_main_fits_and_predicts(spark):
     got = collect(grouped.predict(df))
     means = pdf.groupby("store")["y"].mean()
     np.testing.assert_allclose(got["prediction"], pdf["store"].map(means), rtol=1e-15)
+
+
+def test_a_key_of_another_type_is_refused_not_silently_null(spark):
+    pdf = make_groups()
+    pdf["store"] = pdf["store"].map({g: i for i, g in enumerate(GROUPS)})  # int keys
+    model = fit_per_group(spark.createDataFrame(pdf), "store", LinearRegression(), FEATURES, "y")
+    as_text = spark.createDataFrame(pdf.assign(store=pdf["store"].astype(str)))
+    with pytest.raises(InvalidColumnTypeError, match=r"'store' is string here but bigint"):
+        model.predict(as_text)
+    from pyspark.sql import functions as F
+
+    # Numbers of another width still find their models, by value.
+    as_int = spark.createDataFrame(pdf).withColumn("store", F.col("store").cast("int"))
+    assert collect(model.predict(as_int))["prediction"].notna().all()
+
+
+def test_saving_a_loaded_model_over_its_own_path_keeps_it(spark, tmp_path):
+    pdf = make_groups()
+    df = spark.createDataFrame(pdf)
+    path = str(tmp_path / "m")
+    fit_per_group(df, "store", LinearRegression(), FEATURES, "y").save(path)
+    loaded = GroupedModel.load(path)
+    before = collect(loaded.predict(df))
+    loaded.save(path + "/", overwrite=True)  # the same place, spelled differently
+    after = collect(GroupedModel.load(path).predict(df))
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_models_that_refuse_zeros_score_per_group(spark):
+    """The output type is inferred on the data's rows when a row of zeros fails (Box-Cox)."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PowerTransformer
+
+    pdf = make_groups()
+    pdf[FEATURES] = np.exp(pdf[FEATURES])  # strictly positive, as Box-Cox needs
+    df = spark.createDataFrame(pdf)
+    pipe = make_pipeline(PowerTransformer(method="box-cox"), LinearRegression())
+    model = fit_per_group(df, "store", pipe, FEATURES, "y")
+    got = collect(model.predict(df))
+    for store, part in got.groupby("store"):
+        expected = model.get_model(store).predict(matrix(part))
+        np.testing.assert_array_equal(part["prediction"].to_numpy(), expected)
+
+
+def test_output_col_differing_only_in_case_is_refused(spark):
+    pdf = make_groups()
+    df = spark.createDataFrame(pdf)
+    model = fit_per_group(df, "store", LinearRegression(), FEATURES, "y")
+    with pytest.raises(InvalidInputError, match=r"'Prediction'"):
+        model.predict(df.withColumnRenamed("y", "Prediction"))

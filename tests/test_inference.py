@@ -399,3 +399,47 @@ def test_skops_loads_only_trusted_types():
         _serialize.loads(newer)
     with pytest.raises(InvalidInputError, match="serializer must be one of"):
         _serialize.dumps(model, serializer="joblib")
+
+
+def test_float32_and_int_arrays_reach_the_model_as_float64(spark):
+    """A features_col of array<float> is scored as float64, with or without nulls in the batch."""
+    rng = np.random.default_rng(4)
+    X32 = rng.normal(size=(50, 3)).astype(np.float32)
+    scaler = StandardScaler().fit(X32.astype(np.float64) * 1.1)
+    rows = [(i, [float(v) for v in x]) for i, x in enumerate(X32)]
+    df = spark.createDataFrame(rows, "id long, v array<float>").coalesce(1)
+    with_null = df.union(spark.createDataFrame([(99, None)], "id long, v array<float>")).coalesce(1)
+    expected = scaler.transform(X32.astype(np.float64))
+    for frame in (df, with_null):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = predict(frame, scaler, features_col="v", method="transform", on_null="null")
+            got = out.where("id < 99").orderBy("id").toPandas()["prediction"]
+        np.testing.assert_array_equal(np.array(got.tolist()), expected)
+
+
+def test_null_in_a_boolean_feature_gives_a_null_prediction(spark):
+    X = np.array([[1.0, 1.0], [0.0, 2.0], [1.0, 3.0], [0.0, 5.0]])
+    model = LinearRegression().fit(X, [1.0, 2.0, 3.0, 4.0])
+    df = spark.createDataFrame(
+        [(0, True, 1.0), (1, None, 2.0), (2, False, 3.0)], "id long, f boolean, g double"
+    )
+    with pytest.warns(NullFeaturesWarning):
+        out = predict(df, model, input_cols=["f", "g"], on_null="null")
+    got = out.orderBy("id").toPandas()["prediction"].tolist()
+    assert got[1] is None or np.isnan(got[1])
+    assert got[0] == model.predict([[1.0, 1.0]])[0]
+    assert got[2] == model.predict([[0.0, 3.0]])[0]
+
+
+def test_output_col_case_and_repeated_input_cols_are_refused(spark):
+    from pyspark.sql import functions as F
+
+    X, y = make_data(n=20)
+    model = LinearRegression().fit(X, y)
+    cols = [f"x{i}" for i in range(X.shape[1])]
+    df = spark.createDataFrame(pd.DataFrame(X, columns=cols)).withColumn("Prediction", F.lit(1.0))
+    with pytest.raises(InvalidInputError, match=r"'Prediction'"):
+        predict(df, model, input_cols=cols)
+    with pytest.raises(InvalidInputError, match=r"\['x0'\] more than once"):
+        predict(df, model, input_cols=[*cols[:-1], "x0"], output_col="scored")

@@ -703,3 +703,21 @@ def test_time_points_are_in_sparks_order(spark, collation):
         assert ours == spark_order or (
             name == "double" and str(ours) == str(spark_order)  # nan != nan
         ), name
+
+
+def test_cutoffs_take_one_value_an_array_or_a_pandas_index():
+    """As TypeConverters.toList: the Param holds a plain list whatever was given."""
+    import pandas as pd
+
+    def cutoffs(value):
+        return TimeSeriesCrossValidator(timeCol="t", cutoffs=value).getCutoffs()
+
+    first = dt.date(2024, 1, 4)
+    assert cutoffs(first) == [first]
+    assert cutoffs("2024-01-04") == ["2024-01-04"]
+    assert cutoffs(np.array([3, 5])) == [3, 5]
+    assert cutoffs(np.array([first], dtype=object)) == [first]
+    assert cutoffs(pd.date_range("2024-01-04", periods=2)) == [
+        dt.datetime(2024, 1, 4),
+        dt.datetime(2024, 1, 5),
+    ]

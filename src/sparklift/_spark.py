@@ -343,6 +343,16 @@ def has_udt(data_type: DataType) -> bool:
     return '"type":"udt"' in data_type.json()
 
 
+def clashing_column(df: DataFrame, name: str) -> str | None:
+    """The column of ``df`` that a new column ``name`` would collide with, or None.
+
+    Spark resolves names without regard to case (``spark.sql.caseSensitive``
+    is off by default): a new ``prediction`` next to a ``Prediction`` either
+    replaces it or makes every later reference ambiguous.
+    """
+    return next((c for c in df.columns if c.lower() == name.lower()), None)
+
+
 def col(name: str) -> Column:
     """The column named ``name`` exactly, even with dots, spaces or backticks in it.
 

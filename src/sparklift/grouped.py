@@ -45,6 +45,7 @@ import pyarrow.compute as pc
 from sparklift import _serialize
 from sparklift._spark import (
     arrow_schema,
+    clashing_column,
     col,
     encoded_errors,
     has_udt,
@@ -68,6 +69,7 @@ from sparklift.inference import (
     _call,
     _check_methods,
     _columns_matrix,
+    _first_rows,
     _infer_kinds,
     _numeric_check,
     _ScoreSpec,
@@ -612,6 +614,16 @@ def _cogroup_arrow(
 # --------------------------------------------------------------------------
 
 
+def _same_path(a: str, b: str) -> bool:
+    """Whether two paths name the same place (local paths normalised, URIs compared as text)."""
+
+    def norm(p: str) -> str:
+        p = p.rstrip("/")
+        return p if "://" in p else os.path.normpath(os.path.abspath(p))
+
+    return norm(a) == norm(b)
+
+
 class GroupedModel:
     """One fitted model per group, as returned by :func:`fit_per_group`.
 
@@ -664,6 +676,9 @@ class GroupedModel:
         # True when fit_per_group made the models in this session: their
         # in-memory pickles are our own, never read from storage.
         self._own_models = False
+        # The path the models are read from (set by load), so that a save over
+        # it reads them before they are deleted.
+        self._source: str | None = None
         self._n_groups: int | None = None
 
     def __repr__(self) -> str:
@@ -746,6 +761,25 @@ class GroupedModel:
             total = self.models.select(F.sum(F.length("model"))).first()[0]
         return int(total or 0)
 
+    def _check_key_type(self, df: DataFrame) -> None:
+        """Refuse group keys of another kind than the models' (a string '1' is not 1).
+
+        Numbers of different types match by value (an int key finds a long
+        one), as they do in Spark's join; anything else must be the same type.
+        """
+        from pyspark.sql.types import NumericType
+
+        ours = self.models.schema[self.group_col].dataType
+        theirs = df.schema[self.group_col].dataType
+        if ours == theirs or (isinstance(ours, NumericType) and isinstance(theirs, NumericType)):
+            return
+        raise InvalidColumnTypeError(
+            f"group column '{self.group_col}' is {theirs.simpleString()} here but "
+            f"{ours.simpleString()} in the models: no row would find its model. Cast it "
+            f"first, e.g. df.withColumn('{self.group_col}', "
+            f"F.col('{self.group_col}').cast('{ours.simpleString()}'))"
+        )
+
     def _count_unknown(self, df: DataFrame, on_unknown: str, output_col: str) -> None:
         from pyspark.sql import functions as F
 
@@ -819,11 +853,14 @@ class GroupedModel:
             raise InvalidInputError(
                 f"strategy must be 'auto', 'broadcast' or 'cogroup'; got {strategy!r}"
             )
-        if output_col in df.columns:
+        existing = clashing_column(df, output_col)
+        if existing is not None:
             raise InvalidInputError(
-                f"output_col {output_col!r} is already a column; choose another"
+                f"output_col {output_col!r} is already a column ({existing!r}; Spark compares "
+                "names without regard to case); choose another"
             )
         _check_columns(df, self.group_col, self.feature_cols, None)
+        self._check_key_type(df)
         if strategy == "auto":
             strategy = "broadcast" if self._model_bytes() <= BROADCAST_LIMIT_BYTES else "cogroup"
 
@@ -839,8 +876,15 @@ class GroupedModel:
                 raise NotFittedError("no group has a fitted model (every fit failed)")
             sample_model = self._load(row[0])
         methods = _check_methods(sample_model, method)
+        # A row of zeros first (no Spark job), then the data's first rows, for
+        # models that refuse zeros (a log or Box-Cox transform).
         kinds = _infer_kinds(
-            sample_model, methods, [functools.partial(_zeros, len(self.feature_cols), None)]
+            sample_model,
+            methods,
+            [
+                functools.partial(_zeros, len(self.feature_cols), None),
+                functools.partial(_first_rows, df, list(self.feature_cols), None),
+            ],
         )
         self._count_unknown(df, on_unknown, output_col)
 
@@ -913,6 +957,12 @@ class GroupedModel:
         """
         spark = self.models.sparkSession
         mode = "overwrite" if overwrite else "error"
+        if overwrite and self._source is not None and _same_path(self._source, path):
+            # The models are read lazily from the files about to be replaced:
+            # Spark would delete them before reading. Hold them in memory first.
+            with translate_errors():
+                self.models = self.models.localCheckpoint(eager=True)
+            self._source = None
         models = self.models
         if self.serializer == "skops":
             convert = functools.partial(
@@ -981,7 +1031,7 @@ class GroupedModel:
                 f"version of sparklift reads version {FORMAT_VERSION}"
             )
         models = spark.read.parquet(os.path.join(path, "models"))
-        return cls(
+        loaded = cls(
             models,
             meta["group_col"],
             meta["feature_cols"],
@@ -990,3 +1040,5 @@ class GroupedModel:
             trusted=trusted,
             allow_pickle=allow_pickle,
         )
+        loaded._source = path
+        return loaded

@@ -54,7 +54,14 @@ from pyspark.ml.util import (
 
 from sparklift import _serialize
 from sparklift._ml import InstanceWriter
-from sparklift._spark import HAS_MAP_COLUMNS, col, has_udt, map_columns, map_partitions
+from sparklift._spark import (
+    HAS_MAP_COLUMNS,
+    clashing_column,
+    col,
+    has_udt,
+    map_columns,
+    map_partitions,
+)
 from sparklift.errors import (
     CountedWarning,
     InvalidColumnTypeError,
@@ -209,7 +216,9 @@ def _to_float(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
         return _decimal_to_float(arr)
     if not pa.types.is_floating(arr.type) and not pa.types.is_integer(arr.type):
         arr = pc.cast(arr, pa.float64())
-    return arr.to_numpy(zero_copy_only=False)
+    # float32 or integer values become float64 here (a no-op for float64), so
+    # a model sees the same matrix whatever the column type and null pattern.
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _columns_matrix(
@@ -237,7 +246,7 @@ def _columns_matrix(
                 )
             col_mask = arr.is_null().to_numpy(zero_copy_only=False)
             mask = col_mask if mask is None else (mask | col_mask)
-            arr = arr.fill_null(0)
+            arr = arr.fill_null(False if pa.types.is_boolean(arr.type) else 0)
         X[:, j] = _to_float(arr)
     return X, mask
 
@@ -505,6 +514,9 @@ def _resolve_inputs(
     if input_cols is not None:
         if not input_cols:
             raise InvalidInputError("input_cols is empty")
+        repeated = sorted({c for c in input_cols if list(input_cols).count(c) > 1})
+        if repeated:
+            raise InvalidInputError(f"input_cols names {repeated} more than once")
         for name in input_cols:
             _numeric_check(df, name)
         return list(input_cols), None
@@ -649,9 +661,11 @@ def predict(
         raise InvalidInputError(f"on_null must be one of {list(ON_NULL)}; got {on_null!r}")
     if not isinstance(output_col, str) or not output_col:
         raise InvalidInputError(f"output_col must be a non-empty string; got {output_col!r}")
-    if output_col in df.columns:
+    existing = clashing_column(df, output_col)
+    if existing is not None:
         raise InvalidInputError(
-            f"output_col {output_col!r} is already a column of the DataFrame; choose another name"
+            f"output_col {output_col!r} is already a column of the DataFrame ({existing!r}; "
+            "Spark compares names without regard to case); choose another name"
         )
     input_cols, features_col = _resolve_inputs(df, model, input_cols, features_col)
 

@@ -119,6 +119,7 @@ class _TimeSeriesCVParams(_ValidatorParams, HasParallelism, HasCollectSubModels)
         Params._dummy(),
         "cutoffs",
         "explicit last training time of each fold (overrides numFolds)",
+        typeConverter=lambda value: _to_cutoff_list(value),
     )
     horizon: Param[int] = Param(
         Params._dummy(),
@@ -194,6 +195,18 @@ class _TimeSeriesCVParams(_ValidatorParams, HasParallelism, HasCollectSubModels)
     def getSeriesIdCols(self) -> list[str]:
         """The series id columns (empty: one series)."""
         return self.getOrDefault(self.seriesIdCols)
+
+
+def _to_cutoff_list(value: Any) -> list | None:
+    """``cutoffs`` as a plain list: one value, a list, a NumPy array or a pandas index."""
+    if value is None:
+        return None
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        return [value]  # one cut-off (a date, a number, an ISO string)
+    items = value.tolist() if hasattr(value, "tolist") else list(value)
+    # pandas Timestamps and NumPy datetimes become Python datetimes, which the
+    # column's own type is compared with.
+    return [v.to_pydatetime() if hasattr(v, "to_pydatetime") else v for v in items]
 
 
 def _json_value(value: Any) -> Any:
