@@ -443,3 +443,19 @@ def test_output_col_differing_only_in_case_is_refused(spark):
     model = fit_per_group(df, "store", LinearRegression(), FEATURES, "y")
     with pytest.raises(InvalidInputError, match=r"'Prediction'"):
         model.predict(df.withColumnRenamed("y", "Prediction"))
+
+
+def test_groups_whose_outputs_differ_in_shape_are_a_clear_error(spark):
+    """decision_function: one value a row for two classes, one per class for three."""
+    rng = np.random.default_rng(1)
+    pdf = pd.DataFrame({"g": np.repeat([10, 20, 30], 20), "a": rng.uniform(1, 5, 60)})
+    pdf["b"] = rng.uniform(1, 5, 60)
+    three = (pdf["a"] * 3 // 4).astype(int) % 3
+    pdf["c"] = np.where(pdf["g"] == 10, three, (pdf["a"] > 3).astype(int))
+    df = spark.createDataFrame(pdf)
+    model = fit_per_group(df, "g", LogisticRegression(), ["a", "b"], "c")
+    with (
+        pytest.raises(InvalidInputError, match=r"group \d+: .*groups' models differ"),
+        translate_errors(),
+    ):
+        model.predict(df, method="decision_function").collect()

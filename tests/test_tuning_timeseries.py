@@ -495,6 +495,15 @@ def test_model_saves_and_loads(spark, tmp_path, time_col):
             for v in b.values()
         ), loaded.foldBoundaries
     np.testing.assert_allclose(loaded.bestModel.coefficients, model.bestModel.coefficients)
+
+    # As CrossValidatorModel: the maps avgMetrics score, the estimator and the evaluator.
+    def described(maps):
+        return [sorted((p.parent, p.name, v) for p, v in m.items()) for m in maps]
+
+    assert described(loaded.getEstimatorParamMaps()) == described(grid)
+    assert type(loaded.getEstimator()) is type(lr)
+    assert loaded.getEstimator().uid == lr.uid
+    assert loaded.getEvaluator().getMetricName() == RegressionEvaluator().getMetricName()
     got = [r.prediction for r in loaded.transform(df).orderBy("day", "series").collect()]
     want = [r.prediction for r in model.transform(df).orderBy("day", "series").collect()]
     np.testing.assert_allclose(got, want)

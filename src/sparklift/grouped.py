@@ -542,6 +542,7 @@ def _score_groups(
             rows = X[start:end][~mask]
             for i, (method, kind) in enumerate(zip(score.methods, score.kinds, strict=True)):
                 out = _call(model, method, rows, score) if len(rows) else None
+                _check_shape(out, kind, method, uniques[code], spec)
                 pieces[i].append(_arrow_output(out, kind, n, mask if mask.any() else None))
         columns = [pa.concat_arrays(p) for p in pieces]
         if score.as_struct:
@@ -612,6 +613,25 @@ def _cogroup_arrow(
 # --------------------------------------------------------------------------
 # The model.
 # --------------------------------------------------------------------------
+
+
+def _check_shape(out: np.ndarray | None, kind: str, method: str, key: Any, spec: Any) -> None:
+    """Refuse a group whose model's output has another shape than the column's type.
+
+    The type is inferred from one group's model; another group's may differ
+    (``decision_function`` is one value a row for two classes, one per class
+    for more).
+    """
+    if out is None or (kind == "array") == (np.ndim(out) == 2):
+        return
+    shape = "one value a row" if np.ndim(out) == 1 else f"{np.shape(out)[1]} values a row"
+    expected = "an array a row" if kind == "array" else "one value a row"
+    raise InvalidInputError(
+        f"group {key!r}: its model's {method} gives {shape}, but the output column was "
+        f"typed from another group's model ({expected}); groups' models differ (e.g. in "
+        f"their number of classes). Score such groups separately (filter on "
+        f"'{spec.group_col}'), or use a method with one shape for all (predict_proba)."
+    )
 
 
 def _same_path(a: str, b: str) -> bool:

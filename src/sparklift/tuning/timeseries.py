@@ -1055,10 +1055,88 @@ class _ModelWriter(InstanceWriter):
         spark.createDataFrame([(text,)], "value string").coalesce(1).write.mode(mode).text(
             f"{path}/metadata"
         )
-        writer = best.write()
+        self._write(best, f"{path}/bestModel")
+        # As CrossValidatorModel: the estimator, the evaluator and the maps, so
+        # that a loaded model's avgMetrics can be matched to the maps they score.
+        setup = _saved_setup(model)
+        if setup is not None:
+            self._write(model.getEstimator(), f"{path}/estimator")
+            self._write(model.getEvaluator(), f"{path}/evaluator")
+            spark.createDataFrame([(json.dumps(setup),)], "value string").coalesce(1).write.mode(
+                mode
+            ).text(f"{path}/setup")
+
+    def _write(self, stage: Any, path: str) -> None:
+        writer = stage.write()
         if self.shouldOverwrite:
             writer = writer.overwrite()
-        writer.save(f"{path}/bestModel")
+        writer.save(path)
+
+
+def _stages_by_uid(stage: Any) -> dict[str, Any]:
+    """A stage and, for a Pipeline (or PipelineModel), every stage inside it, by uid."""
+    found = {stage.uid: stage}
+    inner = stage.getStages() if callable(getattr(stage, "getStages", None)) else []
+    inner = inner or list(getattr(stage, "stages", []) or [])
+    for child in inner:
+        found.update(_stages_by_uid(child))
+    return found
+
+
+def _saved_setup(model: Any) -> dict | None:
+    """The classes of the estimator and evaluator and the maps as JSON, or None.
+
+    None when the validator's estimator or evaluator cannot be written, or a
+    map holds a value JSON cannot (the model is then saved without them, as
+    before).
+    """
+    names = ("estimator", "evaluator", "estimatorParamMaps")
+    if not all(model.isDefined(getattr(model, n)) for n in names):
+        return None
+    est, eva = model.getEstimator(), model.getEvaluator()
+    if not all(callable(getattr(stage, "write", None)) for stage in (est, eva)):
+        return None
+    stages = _stages_by_uid(est)
+    maps = []
+    for param_map in model.getEstimatorParamMaps():
+        entries = []
+        for param, value in param_map.items():
+            if param.parent not in stages:
+                return None
+            entries.append({"parent": param.parent, "name": param.name, "value": value})
+        maps.append(entries)
+    try:
+        text = json.dumps(maps, default=_json_value)
+    except (TypeError, ValueError):
+        return None
+    return {
+        "estimatorClass": f"{type(est).__module__}.{type(est).__qualname__}",
+        "evaluatorClass": f"{type(eva).__module__}.{type(eva).__qualname__}",
+        "estimatorParamMaps": json.loads(text),
+    }
+
+
+def _load_setup(spark: Any, path: str) -> dict[str, Any]:
+    """The estimator, evaluator and maps saved by :func:`_saved_setup`, if any."""
+    import importlib
+
+    try:
+        rows = spark.read.text(f"{path}/setup").collect()
+    except Exception:  # saved without them
+        return {}
+    setup = json.loads(rows[0][0])
+
+    def load(key: str, where: str) -> Any:
+        module, _, name = setup[key].rpartition(".")
+        return getattr(importlib.import_module(module), name).load(f"{path}/{where}")
+
+    est, eva = load("estimatorClass", "estimator"), load("evaluatorClass", "evaluator")
+    stages = _stages_by_uid(est)
+    maps = [
+        {stages[e["parent"]].getParam(e["name"]): e["value"] for e in entries}
+        for entries in setup["estimatorParamMaps"]
+    ]
+    return {"estimator": est, "evaluator": eva, "estimatorParamMaps": maps}
 
 
 class _ModelReader(MLReader):
@@ -1092,4 +1170,5 @@ class _ModelReader(MLReader):
         )
         model._resetUid(metadata["uid"])
         model._set(**metadata["params"])
+        model._set(**_load_setup(self.sparkSession, path))
         return model
