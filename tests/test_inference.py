@@ -443,3 +443,16 @@ def test_output_col_case_and_repeated_input_cols_are_refused(spark):
         predict(df, model, input_cols=cols)
     with pytest.raises(InvalidInputError, match=r"\['x0'\] more than once"):
         predict(df, model, input_cols=[*cols[:-1], "x0"], output_col="scored")
+
+
+def test_outputs_of_different_shapes_are_named_as_such(spark):
+    """A multi-output classifier with 2 and 3 classes: predict_proba has no one column type."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2))
+    Y = np.c_[(X[:, 0] > 0).astype(int), np.digitize(X[:, 1], [-0.5, 0.5])]
+    model = DecisionTreeClassifier(random_state=0).fit(X, Y)
+    df = spark.createDataFrame([tuple(map(float, r)) for r in X], "a double, b double")
+    with pytest.raises(InvalidColumnTypeError, match=r"list of arrays of different shapes"):
+        predict(df, model, input_cols=["a", "b"], method="predict_proba")

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import sys
 import time
 
 import numpy as np
@@ -730,3 +731,36 @@ def test_cutoffs_take_one_value_an_array_or_a_pandas_index():
         dt.datetime(2024, 1, 4),
         dt.datetime(2024, 1, 5),
     ]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
+def test_a_failing_fit_says_which_fold_and_map(spark):
+    """A StringIndexer in the Pipeline meets a label first seen in a later validation window."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+    from pyspark.ml.feature import StringIndexer, VectorAssembler
+    from pyspark.ml.tuning import ParamGridBuilder
+
+    rows = [
+        (DAY0 + dt.timedelta(days=d), float(k), float(d), "c" if (d, k) == (7, 0) else "ab"[k % 2])
+        for d in range(8)
+        for k in range(4)
+    ]
+    df = spark.createDataFrame(rows, "day date, x1 double, x2 double, cls string")
+    df = VectorAssembler(inputCols=["x1", "x2"], outputCol="features").transform(df)
+    log = LogisticRegression(maxIter=5, labelCol="lab")
+    pipe = Pipeline(stages=[StringIndexer(inputCol="cls", outputCol="lab"), log])
+    cv = TimeSeriesCrossValidator(
+        estimator=pipe,
+        estimatorParamMaps=ParamGridBuilder().addGrid(log.regParam, [0.0]).build(),
+        evaluator=MulticlassClassificationEvaluator(labelCol="lab"),
+        timeCol="day",
+        numFolds=2,
+    )
+    with pytest.raises(Exception, match="Unseen label") as info:
+        cv.fit(df)
+    notes = " ".join(getattr(info.value, "__notes__", []))
+    assert "fold 1 {'trainStart'" in notes
+    assert "parameter map 0" in notes
+    assert "handleInvalid='keep'" in notes

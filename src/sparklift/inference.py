@@ -314,6 +314,20 @@ def _as_array(out: Any) -> np.ndarray:
     return np.asarray(out)
 
 
+def _output_array(out: Any, model: Any, method: str) -> np.ndarray:
+    """A sample output as an array, or a clear error for outputs no column can hold."""
+    try:
+        return _as_array(out)
+    except ValueError:  # a list of arrays of different shapes
+        shapes = [np.shape(o) for o in out] if isinstance(out, list | tuple) else "?"
+        raise InvalidColumnTypeError(
+            f"{_model_name(model)}.{method} returns a list of arrays of different shapes "
+            f"({shapes}; e.g. a multi-output classifier's predict_proba with a different "
+            "number of classes per output), which no one column type holds; score each "
+            "output with its own estimator (model.estimators_[i])"
+        ) from None
+
+
 def _arrow_output(
     values: np.ndarray | None, kind: str, n: int, mask: np.ndarray | None
 ) -> pa.Array:
@@ -459,7 +473,7 @@ def _infer_kinds(model: Any, methods: tuple[str, ...], samples: list[Any]) -> tu
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                outputs = [_as_array(getattr(model, m)(sample())) for m in methods]
+                raw = [getattr(model, m)(sample()) for m in methods]
         except Exception as exc:
             if type(exc).__name__ == "NotFittedError":
                 raise NotFittedError(
@@ -467,6 +481,7 @@ def _infer_kinds(model: Any, methods: tuple[str, ...], samples: list[Any]) -> tu
                 ) from None
             last_error = exc
             continue
+        outputs = [_output_array(out, model, m) for out, m in zip(raw, methods, strict=True)]
         return tuple(_kind_of(out, model, m) for out, m in zip(outputs, methods, strict=True))
     raise InvalidInputError(
         f"{_model_name(model)}.{'/'.join(methods)} failed on a sample row before scoring "

@@ -828,8 +828,12 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         def evaluate(f: int, j: int) -> tuple[int, int, float, Any]:
             train = self._window(frame, in_span(folds[f].train))
             validation = self._window(frame, in_span(folds[f].validation))
-            model = est.fit(train, epm[j])
-            metric = float(eva.evaluate(model.transform(validation, epm[j])))
+            try:
+                model = est.fit(train, epm[j])
+                metric = float(eva.evaluate(model.transform(validation, epm[j])))
+            except Exception as exc:
+                _add_fold_note(exc, f, bounds[f], j)
+                raise
             return f, j, metric, model if collect else None
 
         metrics = np.full((n_folds, n_maps), np.nan)
@@ -1071,6 +1075,20 @@ class _ModelWriter(InstanceWriter):
         if self.shouldOverwrite:
             writer = writer.overwrite()
         writer.save(path)
+
+
+def _add_fold_note(exc: BaseException, fold: int, bounds: dict, param_map: int) -> None:
+    """Say which fold and map an error of a fit or an evaluation came from (Python 3.11+)."""
+    if not hasattr(exc, "add_note"):
+        return
+    note = f"In TimeSeriesCrossValidator fold {fold} {bounds}, parameter map {param_map}."
+    if "Unseen label" in str(exc):
+        note += (
+            " A label first appears in a later window than the one a StringIndexer was "
+            "fitted on: set handleInvalid='keep' on it, or index the labels before the "
+            "validator."
+        )
+    exc.add_note(note)
 
 
 def _stages_by_uid(stage: Any) -> dict[str, Any]:
