@@ -343,14 +343,19 @@ def has_udt(data_type: DataType) -> bool:
     return '"type":"udt"' in data_type.json()
 
 
-def clashing_column(df: DataFrame, name: str) -> str | None:
-    """The column of ``df`` that a new column ``name`` would collide with, or None.
+def refuse_clashing_column(df: DataFrame, name: str) -> None:
+    """Refuse a new output column ``name`` that an existing column of ``df`` would clash with.
 
     Spark resolves names without regard to case (``spark.sql.caseSensitive``
     is off by default): a new ``prediction`` next to a ``Prediction`` either
     replaces it or makes every later reference ambiguous.
     """
-    return next((c for c in df.columns if c.lower() == name.lower()), None)
+    existing = next((c for c in df.columns if c.lower() == name.lower()), None)
+    if existing is not None:
+        raise InvalidInputError(
+            f"output_col {name!r} is already a column of the DataFrame ({existing!r}; Spark "
+            "compares names without regard to case); choose another name"
+        )
 
 
 def col(name: str) -> Column:

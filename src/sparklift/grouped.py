@@ -45,12 +45,12 @@ import pyarrow.compute as pc
 from sparklift import _serialize
 from sparklift._spark import (
     arrow_schema,
-    clashing_column,
     col,
     encoded_errors,
     has_udt,
     map_partitions,
     positional_names,
+    refuse_clashing_column,
     refusing_existing,
     task_done,
     translate_errors,
@@ -542,7 +542,7 @@ def _score_groups(
             rows = X[start:end][~mask]
             for i, (method, kind) in enumerate(zip(score.methods, score.kinds, strict=True)):
                 out = _call(model, method, rows, score) if len(rows) else None
-                _check_shape(out, kind, method, uniques[code], spec)
+                _check_shape(out, kind, method, uniques[code], spec.group_col)
                 pieces[i].append(_arrow_output(out, kind, n, mask if mask.any() else None))
         columns = [pa.concat_arrays(p) for p in pieces]
         if score.as_struct:
@@ -615,7 +615,7 @@ def _cogroup_arrow(
 # --------------------------------------------------------------------------
 
 
-def _check_shape(out: np.ndarray | None, kind: str, method: str, key: Any, spec: Any) -> None:
+def _check_shape(out: np.ndarray | None, kind: str, method: str, key: Any, group_col: str) -> None:
     """Refuse a group whose model's output has another shape than the column's type.
 
     The type is inferred from one group's model; another group's may differ
@@ -630,7 +630,7 @@ def _check_shape(out: np.ndarray | None, kind: str, method: str, key: Any, spec:
         f"group {key!r}: its model's {method} gives {shape}, but the output column was "
         f"typed from another group's model ({expected}); groups' models differ (e.g. in "
         f"their number of classes). Score such groups separately (filter on "
-        f"'{spec.group_col}'), or use a method with one shape for all (predict_proba)."
+        f"'{group_col}'), or use a method with one shape for all (predict_proba)."
     )
 
 
@@ -873,12 +873,7 @@ class GroupedModel:
             raise InvalidInputError(
                 f"strategy must be 'auto', 'broadcast' or 'cogroup'; got {strategy!r}"
             )
-        existing = clashing_column(df, output_col)
-        if existing is not None:
-            raise InvalidInputError(
-                f"output_col {output_col!r} is already a column ({existing!r}; Spark compares "
-                "names without regard to case); choose another"
-            )
+        refuse_clashing_column(df, output_col)
         _check_columns(df, self.group_col, self.feature_cols, None)
         self._check_key_type(df)
         if strategy == "auto":

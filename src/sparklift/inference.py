@@ -56,11 +56,11 @@ from sparklift import _serialize
 from sparklift._ml import InstanceWriter
 from sparklift._spark import (
     HAS_MAP_COLUMNS,
-    clashing_column,
     col,
     has_udt,
     map_columns,
     map_partitions,
+    refuse_clashing_column,
 )
 from sparklift.errors import (
     CountedWarning,
@@ -529,7 +529,7 @@ def _resolve_inputs(
     if input_cols is not None:
         if not input_cols:
             raise InvalidInputError("input_cols is empty")
-        repeated = sorted({c for c in input_cols if list(input_cols).count(c) > 1})
+        repeated = sorted(c for c, n in collections.Counter(input_cols).items() if n > 1)
         if repeated:
             raise InvalidInputError(f"input_cols names {repeated} more than once")
         for name in input_cols:
@@ -676,12 +676,7 @@ def predict(
         raise InvalidInputError(f"on_null must be one of {list(ON_NULL)}; got {on_null!r}")
     if not isinstance(output_col, str) or not output_col:
         raise InvalidInputError(f"output_col must be a non-empty string; got {output_col!r}")
-    existing = clashing_column(df, output_col)
-    if existing is not None:
-        raise InvalidInputError(
-            f"output_col {output_col!r} is already a column of the DataFrame ({existing!r}; "
-            "Spark compares names without regard to case); choose another name"
-        )
+    refuse_clashing_column(df, output_col)
     input_cols, features_col = _resolve_inputs(df, model, input_cols, features_col)
 
     feature_names: tuple[str, ...] | None = None

@@ -1094,8 +1094,10 @@ def _add_fold_note(exc: BaseException, fold: int, bounds: dict, param_map: int) 
 def _stages_by_uid(stage: Any) -> dict[str, Any]:
     """A stage and, for a Pipeline (or PipelineModel), every stage inside it, by uid."""
     found = {stage.uid: stage}
-    inner = stage.getStages() if callable(getattr(stage, "getStages", None)) else []
-    inner = inner or list(getattr(stage, "stages", []) or [])
+    if callable(getattr(stage, "getStages", None)):  # Pipeline
+        inner = stage.getStages()
+    else:  # PipelineModel (a fitted stage inside a Pipeline), or no stages
+        inner = getattr(stage, "stages", None) or []
     for child in inner:
         found.update(_stages_by_uid(child))
     return found
