@@ -61,6 +61,14 @@ def day(i):
     return DAY0 + dt.timedelta(days=i)
 
 
+def _daily_cv(est, grid, evaluator, **params):
+    """A validator on the panel's ``day``: 4-day horizons after a 1-day gap, unless told."""
+    params = {"timeCol": "day", "horizon": 4, "gap": 1, **params}
+    return TimeSeriesCrossValidator(
+        estimator=est, estimatorParamMaps=grid, evaluator=evaluator, **params
+    )
+
+
 # --- fold arithmetic, without Spark -----------------------------------------
 
 
@@ -134,17 +142,7 @@ def test_metrics_equal_a_sequential_loop(spark):
     df = _panel(spark).cache()
     lr, grid = _lr_grid()
     evaluator = RegressionEvaluator(metricName="rmse")
-    cv = TimeSeriesCrossValidator(
-        estimator=lr,
-        estimatorParamMaps=grid,
-        evaluator=evaluator,
-        timeCol="day",
-        numFolds=3,
-        horizon=4,
-        gap=1,
-        parallelism=4,
-    )
-    model = cv.fit(df)
+    model = _daily_cv(lr, grid, evaluator, numFolds=3, parallelism=4).fit(df)
     # 24 days: validation windows 12-15, 16-19, 20-23; training ends one day before.
     windows = [
         ((day(0), day(10)), (day(12), day(15))),
@@ -163,6 +161,54 @@ def test_metrics_equal_a_sequential_loop(spark):
     best = int(np.argmin(expected.mean(axis=0)))
     ref_best = lr.fit(df, grid[best])
     np.testing.assert_allclose(model.bestModel.coefficients, ref_best.coefficients, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("window", "refit_from_cache"),
+    [({"numFolds": 3}, True), ({"numFolds": 3, "windowType": "sliding", "trainWindow": 8}, False)],
+    ids=["expanding", "sliding"],
+)
+def test_small_data_is_cached_in_one_partition_and_refit_on_all_rows(
+    spark, window, refit_from_cache
+):
+    # Each (fold, map) fit runs a task per partition of the cached frame; on
+    # data this small one partition is enough. The best map is refitted on
+    # every row: from the cache when it holds them all, else from the source.
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.ml.regression import LinearRegression
+    from pyspark.ml.tuning import ParamGridBuilder
+    from pyspark.sql import functions as F
+
+    seen = []
+
+    class Recording(LinearRegression):
+        def _fit(self, dataset):
+            parts = dataset.select(F.spark_partition_id().alias("p")).distinct().count()
+            seen.append((parts, dataset.count()))
+            return super()._fit(dataset)
+
+    df = _panel(spark).repartition(3).cache()  # 144 rows, every day in each partition
+    lr = Recording(maxIter=20)
+    grid = ParamGridBuilder().addGrid(lr.regParam, [0.0, 0.5]).build()
+    evaluator = RegressionEvaluator(metricName="rmse")
+    model = _daily_cv(lr, grid, evaluator, parallelism=2, **window).fit(df)
+    *folds, refit = seen
+    assert len(folds) == 6
+    assert all(parts == 1 for parts, _ in folds)
+    assert refit == (1 if refit_from_cache else 3, 144)
+    windows = [
+        ((day(0 if "trainWindow" not in window else e - 7), day(e)), (day(e + 2), day(e + 5)))
+        for e in (10, 14, 18)
+    ]
+    plain = LinearRegression(maxIter=20)
+    expected = _sequential_metrics(
+        df, plain, [{plain.regParam: pm[lr.regParam]} for pm in grid], evaluator, windows
+    )
+    np.testing.assert_allclose(model.foldMetrics, expected, rtol=1e-9)
+    best = grid[int(np.argmin(expected.mean(axis=0)))][lr.regParam]
+    np.testing.assert_allclose(
+        model.bestModel.coefficients, plain.fit(df, {plain.regParam: best}).coefficients, rtol=1e-9
+    )
 
 
 def test_sliding_window_with_cutoffs(spark):

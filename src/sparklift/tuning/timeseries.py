@@ -35,10 +35,13 @@ search and every fold's windows are range filters on the time column over
 that cache: one copy of the data in memory however many folds there are
 (expanding training windows overlap almost entirely), the source read once,
 no per-fold caching job, and each fit's query plan no deeper than the
-user's own.
+user's own. The cache has one partition per ``ROWS_PER_PARTITION`` rows
+(never more partitions than the source): on small data a fit's Spark jobs
+then run one task each, and the parallelism comes from the fits.
 
 After the search, ``bestModel`` is refitted on the whole dataset with the best
-parameter map, as ``CrossValidator`` does.
+parameter map, as ``CrossValidator`` does; from the cache when it holds every
+row (no ``trainWindow`` or cut-off left rows out), else from the source.
 """
 
 from __future__ import annotations
@@ -94,12 +97,39 @@ _TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSSxxxxx"
 _CLASSIFICATION_EVALUATORS = ("BinaryClassificationEvaluator", "MulticlassClassificationEvaluator")
 
 
+#: Rows per partition of the cached folds' data: a smaller frame is cached in
+#: fewer partitions (never more than it had). Each Spark ML job of a fit runs a
+#: task per partition, and on data this small a task is almost all overhead
+#: (scheduling, deserialising, JIT): 7,200 rows in one partition instead of
+#: two made a search 25-30% faster, in turn and in parallel alike (see
+#: docs/benchmarks.md); the fits, not the partitions, are the parallelism.
+ROWS_PER_PARTITION = 100_000
+
+
 @dataclass(frozen=True)
 class _Fold:
     """Inclusive time-point index ranges of one fold."""
 
     train: tuple[int, int]
     validation: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Split:
+    """What :meth:`TimeSeriesCrossValidator._indexed` found.
+
+    ``frame`` holds the rows some fold uses, ``rows`` how many, and
+    ``in_span`` maps a fold's inclusive time-point span to a Column selecting
+    its rows from ``frame``. ``whole``: ``frame`` holds every row of the
+    dataset, so the best map can be refitted on it.
+    """
+
+    frame: DataFrame
+    folds: list[_Fold]
+    bounds: list[dict]
+    in_span: Any
+    rows: int
+    whole: bool
 
 
 class _TimeSeriesCVParams(_ValidatorParams, HasParallelism, HasCollectSubModels):
@@ -607,12 +637,9 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
 
     # --- folds ------------------------------------------------------------
 
-    def _indexed(self, dataset: DataFrame) -> tuple[DataFrame, list[_Fold], list[dict], Any]:
-        """The frame to cache, the folds, their boundaries and the window predicate.
-
-        The predicate maps a fold's inclusive time-point span to a Column that
-        selects its rows from the frame.
-        """
+    def _indexed(self, dataset: DataFrame) -> _Split:
+        """The frame to cache (and its row count), the folds, their boundaries
+        and the window predicate (see :class:`_Split`)."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
         from pyspark.sql.types import TimestampType
@@ -634,8 +661,9 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             # One job: the longest series, and the rows Spark ML would refuse
             # with the first (in time) of them.
             bad = self._bad_label(dataset)
-            longest, n_bad, first_bad = indexed.agg(
+            longest, n_rows, n_bad, first_bad = indexed.agg(
                 F.max(_INDEX),
+                F.count(F.lit(1)),
                 F.count(F.when(bad, F.lit(1))),
                 F.min(F.when(bad, col(time_col))),
             ).first()
@@ -661,7 +689,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             def by_index(span: tuple[int, int]) -> Any:
                 return F.col(_INDEX).between(span[0], span[1])
 
-            return indexed, flipped, bounds, by_index
+            return _Split(indexed, flipped, bounds, by_index, int(n_rows), whole=True)
 
         # One job collects the distinct times in order, with their row counts
         # (null times sort first) and an exact key to filter on (see _time_key).
@@ -730,7 +758,14 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         # cut-off leaves earlier or later rows out).
         first = min(f.train[0] for f in folds)
         last = max(f.validation[1] for f in folds)
-        return dataset.where(by_time((first, last))), folds, bounds, by_time
+        return _Split(
+            dataset.where(by_time((first, last))),
+            folds,
+            bounds,
+            by_time,
+            rows=sum(row[2] for row in rows[first : last + 1]),
+            whole=first == 0 and last == n_points - 1,
+        )
 
     def _bad_label(self, dataset: DataFrame) -> Any:
         """A condition true for rows whose label is null (or NaN); False without a label."""
@@ -804,22 +839,20 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
 
     def _fit(self, dataset: DataFrame) -> TimeSeriesCrossValidatorModel:
         self._check_params(dataset)
-        frame, folds, bounds, in_span = self._indexed(dataset)
-        # One cache for every fold: the windows below are filters over it.
-        frame = frame.cache()
+        split = self._indexed(dataset)
+        # One cache for every fold: the windows below are filters over it. A
+        # small frame goes into fewer partitions (coalesce never adds any).
+        parts = max(1, math.ceil(split.rows / ROWS_PER_PARTITION))
+        frame = split.frame.coalesce(parts).cache()
         try:
-            return self._fit_folds(dataset, frame, folds, bounds, in_span)
+            return self._fit_folds(dataset, frame, split)
         finally:
             frame.unpersist()
 
     def _fit_folds(
-        self,
-        dataset: DataFrame,
-        frame: DataFrame,
-        folds: list[_Fold],
-        bounds: list[dict],
-        in_span: Any,
+        self, dataset: DataFrame, frame: DataFrame, split: _Split
     ) -> TimeSeriesCrossValidatorModel:
+        folds, bounds, in_span = split.folds, split.bounds, split.in_span
         est, epm, eva = self.getEstimator(), self.getEstimatorParamMaps(), self.getEvaluator()
         self._check_classes(frame, folds, bounds, in_span)
         n_folds, n_maps = len(folds), len(epm)
@@ -859,7 +892,10 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
 
         avg = metrics.mean(axis=0)
         best = int(np.argmax(avg) if eva.isLargerBetter() else np.argmin(avg))
-        best_model = est.fit(dataset, epm[best])
+        # On all of the data, as CrossValidator does: the cached frame when it
+        # holds every row (no trainWindow or cut-off left any out), so the
+        # source is not read again.
+        best_model = est.fit(frame.drop(_INDEX) if split.whole else dataset, epm[best])
         model = TimeSeriesCrossValidatorModel(
             bestModel=best_model,
             avgMetrics=avg.tolist(),
