@@ -191,10 +191,13 @@ def test_small_data_is_cached_in_one_partition_and_refit_on_all_rows(
     lr = Recording(maxIter=20)
     grid = ParamGridBuilder().addGrid(lr.regParam, [0.0, 0.5]).build()
     evaluator = RegressionEvaluator(metricName="rmse")
-    model = _daily_cv(lr, grid, evaluator, parallelism=2, **window).fit(df)
+    model = _daily_cv(lr, grid, evaluator, **window).fit(df)
     *folds, refit = seen
     assert len(folds) == 6
     assert all(parts == 1 for parts, _ in folds)
+    # The longest training windows go first (in parallel, the cheapest finish).
+    sizes = [rows for _, rows in folds]
+    assert sizes == sorted(sizes, reverse=True)
     assert refit == (1 if refit_from_cache else 3, 144)
     windows = [
         ((day(0 if "trainWindow" not in window else e - 7), day(e)), (day(e + 2), day(e + 5)))
