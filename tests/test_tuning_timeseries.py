@@ -163,22 +163,34 @@ def test_metrics_equal_a_sequential_loop(spark):
     np.testing.assert_allclose(model.bestModel.coefficients, ref_best.coefficients, rtol=1e-9)
 
 
+SLIDING = {"numFolds": 3, "windowType": "sliding", "trainWindow": 8}
+
+
 @pytest.mark.parametrize(
-    ("window", "refit_from_cache"),
-    [({"numFolds": 3}, True), ({"numFolds": 3, "windowType": "sliding", "trainWindow": 8}, False)],
-    ids=["expanding", "sliding"],
+    ("window", "rows_per_partition", "cached", "refit_parts"),
+    [
+        ({"numFolds": 3}, None, 1, 1),  # small data: one partition, refit from it
+        (SLIDING, None, 1, 3),  # the cache misses early rows: refit on the source
+        ({"numFolds": 3}, 100, 2, 2),  # 144 rows at 100 a partition
+        ({"numFolds": 3}, 40, 3, 3),  # the source's partitions are fuller: as they are
+    ],
+    ids=["expanding", "sliding", "two-partitions", "source-kept"],
 )
-def test_small_data_is_cached_in_one_partition_and_refit_on_all_rows(
-    spark, window, refit_from_cache
+def test_small_data_is_cached_in_fewer_partitions_and_refit_on_all_rows(
+    spark, monkeypatch, window, rows_per_partition, cached, refit_parts
 ):
     # Each (fold, map) fit runs a task per partition of the cached frame; on
-    # data this small one partition is enough. The best map is refitted on
-    # every row: from the cache when it holds them all, else from the source.
+    # data this small fewer partitions serve better. The best map is refitted
+    # on every row: from the cache when it holds them all, else from the source.
     from pyspark.ml.evaluation import RegressionEvaluator
     from pyspark.ml.regression import LinearRegression
     from pyspark.ml.tuning import ParamGridBuilder
     from pyspark.sql import functions as F
 
+    from sparklift.tuning import timeseries
+
+    if rows_per_partition:
+        monkeypatch.setattr(timeseries, "ROWS_PER_PARTITION", rows_per_partition)
     seen = []
 
     class Recording(LinearRegression):
@@ -194,13 +206,13 @@ def test_small_data_is_cached_in_one_partition_and_refit_on_all_rows(
     model = _daily_cv(lr, grid, evaluator, **window).fit(df)
     *folds, refit = seen
     assert len(folds) == 6
-    assert all(parts == 1 for parts, _ in folds)
+    assert all(parts == cached for parts, _ in folds)
     # The longest training windows go first (in parallel, the cheapest finish).
     sizes = [rows for _, rows in folds]
     assert sizes == sorted(sizes, reverse=True)
-    assert refit == (1 if refit_from_cache else 3, 144)
+    assert refit == (refit_parts, 144)
     windows = [
-        ((day(0 if "trainWindow" not in window else e - 7), day(e)), (day(e + 2), day(e + 5)))
+        ((day(e - 7 if window is SLIDING else 0), day(e)), (day(e + 2), day(e + 5)))
         for e in (10, 14, 18)
     ]
     plain = LinearRegression(maxIter=20)

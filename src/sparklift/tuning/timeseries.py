@@ -97,13 +97,16 @@ _TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSSxxxxx"
 _CLASSIFICATION_EVALUATORS = ("BinaryClassificationEvaluator", "MulticlassClassificationEvaluator")
 
 
-#: Rows per partition of the cached folds' data: a smaller frame is cached in
-#: fewer partitions (never more than it had). Each Spark ML job of a fit runs a
-#: task per partition, and on data this small a task is almost all overhead
-#: (scheduling, deserialising, JIT): 7,200 rows in one partition instead of
-#: two made a search 25-30% faster, in turn and in parallel alike (see
-#: docs/benchmarks.md); the fits, not the partitions, are the parallelism.
-ROWS_PER_PARTITION = 100_000
+#: Rows per partition of the cached folds' data: a source whose partitions
+#: hold fewer rows on average is cached in fewer, fuller partitions (coalesce:
+#: never more than it had, and nothing changes for a source with fuller
+#: ones). Each Spark ML job of a fit runs a task per partition, and a task
+#: over a few thousand rows is almost all overhead (scheduling,
+#: deserialising, JIT): 7,200 rows in one partition instead of two made a
+#: search 25-30% faster, in turn and in parallel alike (docs/benchmarks.md).
+#: Kept low so that heavy estimators (trees, boosting) on bigger data keep
+#: every task the source gave them.
+ROWS_PER_PARTITION = 10_000
 
 
 @dataclass(frozen=True)
