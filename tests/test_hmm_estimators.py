@@ -435,6 +435,13 @@ def test_multinomial_rejects_fractional_counts_in_fit_and_scoring(spark):
             score(frac)
 
 
+def test_multinomial_counts_without_a_vector_per_frame_are_a_type_error(spark):
+    """One count per frame is no multinomial frame: named, not Spark's analysis error."""
+    df = spark.createDataFrame([([1, 2, 0],), ([2, 2],)], "events array<int>")
+    with pytest.raises(InvalidColumnTypeError, match=r"'events' has type array<int>"):
+        MultinomialHMM(n_components=2, sequence_col="events", n_iter=2).fit(df)
+
+
 def test_a_state_without_transitions_out_is_refused_at_its_iteration(spark):
     """Length-1 sequences: no transition is ever expected, transmat_ rows would be zero."""
     df = sequences_from_arrays(spark, np.array([[0], [1], [1]]), [1, 1, 1])

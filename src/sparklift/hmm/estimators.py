@@ -549,25 +549,6 @@ def _value_checks(family_name: str) -> dict[str, bool]:
     }
 
 
-def _constant_n_trials(dataset: Any, col: str) -> int | None:
-    """n_trials from the data: the frames' count total when it is the same for all, else None.
-
-    As hmmlearn's MultinomialHMM with ``n_trials=None``: each frame's own total
-    is its number of trials (the likelihood uses it per frame); only sampling
-    needs a single one.
-    """
-    from pyspark.sql import functions as F
-
-    c = _spark.col(col)
-    sums = F.transform(c, lambda v: F.aggregate(v, F.lit(0).cast("long"), lambda a, x: a + x))
-    with translate_errors():
-        row = dataset.agg(
-            F.min(F.array_min(sums)).alias("lo"), F.max(F.array_max(sums)).alias("hi")
-        ).collect()[0]
-    lo, hi = int(row["lo"]), int(row["hi"])
-    return lo if lo == hi else None
-
-
 def _init_model_hyper(init_model: Any) -> dict[str, Any]:
     """The emission hyperparameters of an init_model (covariance_type, n_mix, priors...)."""
     if isinstance(init_model, _HMMModel):
@@ -718,6 +699,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
         if n_partitions:
             data = data.repartition(n_partitions)
         data = data.cache()
+        infer_trials = name == "multinomial" and hyper.get("n_trials") is None
         try:
             summary = validate_sequences(
                 data,
@@ -727,12 +709,16 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
                 n_trials=n_trials,
                 # A checkpoint is resumed only on the same data: its content counts.
                 checksum=self.isSet("checkpoint_dir"),
+                # Without n_trials, each frame's total is its own number of
+                # trials (as hmmlearn); a model samples only with one total.
+                frame_totals=infer_trials,
                 example_from=dataset,
                 **_value_checks(name),
             )
             hyper["n_features"] = n_features or summary.n_features
-            if name == "multinomial" and hyper.get("n_trials") is None:
-                hyper["n_trials"] = _constant_n_trials(data, col)
+            if infer_trials:
+                lo, hi = summary.frame_totals
+                hyper["n_trials"] = lo if lo == hi else None
             _check_priors(self, hyper, n_components, hyper["n_features"])
             family = family_cls(**hyper)
             return self._fit_cached(

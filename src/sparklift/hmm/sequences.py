@@ -121,6 +121,9 @@ class SequenceSummary:
         sequence, as text. It does not depend on row order or partitioning,
         and changes when any sequence does (checkpoints use it to tell data
         sets apart).
+    frame_totals : tuple of int or None
+        With ``frame_totals=True``: the smallest and the largest sum of one
+        frame's counts (multinomial sequences).
     """
 
     column: str
@@ -133,6 +136,7 @@ class SequenceSummary:
     nested: bool
     integral: bool
     checksum: str | None = None
+    frame_totals: tuple[int, int] | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -254,6 +258,7 @@ def validate_sequences(
     integer: bool = False,
     n_trials: int | None = None,
     checksum: bool = False,
+    frame_totals: bool = False,
     example_from: DataFrame | None = None,
 ) -> SequenceSummary:
     """Check a sequence column and summarise it, in one Spark job.
@@ -283,6 +288,9 @@ def validate_sequences(
         Require each ``vector`` frame to sum to it (multinomial).
     checksum : bool, default False
         Also compute :attr:`SequenceSummary.checksum` (in the same job).
+    frame_totals : bool, default False
+        Also compute :attr:`SequenceSummary.frame_totals` (in the same job;
+        integer ``vector`` sequences only).
     example_from : pyspark.sql.DataFrame, optional
         Where an error's example row is taken from, when ``df`` is a
         projection of it (so that the example shows the row's ids too);
@@ -416,6 +424,16 @@ def validate_sequences(
     for _, cond, _ in problems[1:]:
         any_bad = any_bad | cond
     aggs.append(F.count_if(any_bad).alias("n_bad"))
+    if frame_totals:
+        if not (nested and integral):
+            raise InvalidColumnTypeError(
+                f"Column '{col}' has type {df.schema[col].dataType.simpleString()}; expected "
+                "a vector of integer counts per frame (array<array<int>> or "
+                "array<array<bigint>>)"
+            )
+        sums = F.transform(c, lambda v: F.aggregate(v, F.lit(0).cast("long"), lambda a, x: a + x))
+        aggs.append(F.min(F.array_min(sums)).alias("min_total"))
+        aggs.append(F.max(F.array_max(sums)).alias("max_total"))
     if checksum:
         # A decimal sum cannot overflow, whatever the number of rows.
         aggs.append(F.sum(F.xxhash64(c).cast("decimal(20,0)")).alias("checksum"))
@@ -459,6 +477,7 @@ def validate_sequences(
         nested=nested,
         integral=integral,
         checksum=str(stats["checksum"]) if checksum else None,
+        frame_totals=(int(stats["min_total"]), int(stats["max_total"])) if frame_totals else None,
     )
 
 
