@@ -435,11 +435,18 @@ def test_multinomial_rejects_fractional_counts_in_fit_and_scoring(spark):
             score(frac)
 
 
-def test_multinomial_counts_without_a_vector_per_frame_are_a_type_error(spark):
-    """One count per frame is no multinomial frame: named, not Spark's analysis error."""
+def test_multinomial_with_one_count_per_frame_is_checked_like_hmmlearn(spark):
+    """array<int>: a frame of one count, its own total (hmmlearn's X of one column)."""
+    X = np.array([[1], [2], [0], [2], [2]])
     df = spark.createDataFrame([([1, 2, 0],), ([2, 2],)], "events array<int>")
-    with pytest.raises(InvalidColumnTypeError, match=r"'events' has type array<int>"):
-        MultinomialHMM(n_components=2, sequence_col="events", n_iter=2).fit(df)
+    model = MultinomialHMM(n_components=2, sequence_col="events", n_iter=2, random_state=0)
+    ref = hmm.MultinomialHMM(n_components=2, n_iter=2, random_state=0).fit(X, [3, 2])
+    np.testing.assert_allclose(model.fit(df).emissionprob_, ref.emissionprob_)
+    # With n_trials=3 these counts are wrong: refused, as hmmlearn refuses them.
+    with pytest.raises(ValueError, match="add up to the number of trials"):
+        hmm.MultinomialHMM(n_components=2, n_trials=3).fit(X, [3, 2])
+    with pytest.raises(InvalidInputError, match=r"'events'.*do not sum to n_trials=3"):
+        model.copy({model.n_trials: 3}).fit(df)
 
 
 def test_a_state_without_transitions_out_is_refused_at_its_iteration(spark):

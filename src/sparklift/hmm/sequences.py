@@ -290,7 +290,7 @@ def validate_sequences(
         Also compute :attr:`SequenceSummary.checksum` (in the same job).
     frame_totals : bool, default False
         Also compute :attr:`SequenceSummary.frame_totals` (in the same job;
-        integer ``vector`` sequences only).
+        ``vector`` sequences).
     example_from : pyspark.sql.DataFrame, optional
         Where an error's example row is taken from, when ``df`` is a
         projection of it (so that the example shows the row's ids too);
@@ -360,6 +360,15 @@ def validate_sequences(
                     F.filter(c, _not_finite)[0],
                 )
             )
+        if n_trials is not None:
+            total = int(n_trials)
+            problems.append(
+                (
+                    f"frames whose counts do not sum to n_trials={total}",
+                    F.exists(c, lambda x: x != total),
+                    F.filter(c, lambda x: x != total)[0],
+                )
+            )
         if kind == "vector" and n_features is not None and int(n_features) != 1:
             problems.append(
                 (
@@ -425,13 +434,12 @@ def validate_sequences(
         any_bad = any_bad | cond
     aggs.append(F.count_if(any_bad).alias("n_bad"))
     if frame_totals:
-        if not (nested and integral):
-            raise InvalidColumnTypeError(
-                f"Column '{col}' has type {df.schema[col].dataType.simpleString()}; expected "
-                "a vector of integer counts per frame (array<array<int>> or "
-                "array<array<bigint>>)"
-            )
-        sums = F.transform(c, lambda v: F.aggregate(v, F.lit(0).cast("long"), lambda a, x: a + x))
+        # A frame of one number (not nested) is its own total.
+        sums = (
+            F.transform(c, lambda v: F.aggregate(v, F.lit(0).cast("long"), lambda a, x: a + x))
+            if nested
+            else c
+        )
         aggs.append(F.min(F.array_min(sums)).alias("min_total"))
         aggs.append(F.max(F.array_max(sums)).alias("max_total"))
     if checksum:
