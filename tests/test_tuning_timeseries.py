@@ -164,57 +164,46 @@ def test_metrics_equal_a_sequential_loop(spark):
 
 
 SLIDING = {"numFolds": 3, "windowType": "sliding", "trainWindow": 8}
+CUT_EARLY = {"cutoffs": [day(10), day(14), day(18)], "horizon": 3}  # day 23 unused
 
 
 @pytest.mark.parametrize(
-    ("window", "rows_per_partition", "cached", "refit_parts"),
-    [
-        ({"numFolds": 3}, None, 1, 1),  # small data: one partition, refit from it
-        (SLIDING, None, 1, 3),  # the cache misses early rows: refit on the source
-        ({"numFolds": 3}, 100, 2, 2),  # 144 rows at 100 a partition
-        ({"numFolds": 3}, 40, 3, 3),  # the source's partitions are fuller: as they are
-    ],
-    ids=["expanding", "sliding", "two-partitions", "source-kept"],
+    ("window", "refit_from_cache"),
+    [({"numFolds": 3}, True), (SLIDING, False), (CUT_EARLY, False)],
+    ids=["expanding", "sliding", "cutoffs"],
 )
-def test_small_data_is_cached_in_fewer_partitions_and_refit_on_all_rows(
-    spark, monkeypatch, window, rows_per_partition, cached, refit_parts
-):
-    # Each (fold, map) fit runs a task per partition of the cached frame; on
-    # data this small fewer partitions serve better. The best map is refitted
-    # on every row: from the cache when it holds them all, else from the source.
+def test_folds_keep_the_source_layout_and_the_refit_uses_every_row(spark, window, refit_from_cache):
+    # The fits see the DataFrame's own partitions (a random forest's bootstrap
+    # depends on them), and the best map is refitted on every row: from the
+    # cache when the folds span all the data, else from the source.
     from pyspark.ml.evaluation import RegressionEvaluator
     from pyspark.ml.regression import LinearRegression
     from pyspark.ml.tuning import ParamGridBuilder
     from pyspark.sql import functions as F
 
-    from sparklift.tuning import timeseries
-
-    if rows_per_partition:
-        monkeypatch.setattr(timeseries, "ROWS_PER_PARTITION", rows_per_partition)
     seen = []
 
     class Recording(LinearRegression):
         def _fit(self, dataset):
             parts = dataset.select(F.spark_partition_id().alias("p")).distinct().count()
-            seen.append((parts, dataset.count()))
+            seen.append((parts, dataset.count(), dataset.storageLevel.useMemory))
             return super()._fit(dataset)
 
-    df = _panel(spark).repartition(3).cache()  # 144 rows, every day in each partition
+    df = _panel(spark).repartition(3)  # 144 rows, every day in each partition, not cached
     lr = Recording(maxIter=20)
     grid = ParamGridBuilder().addGrid(lr.regParam, [0.0, 0.5]).build()
     evaluator = RegressionEvaluator(metricName="rmse")
-    model = _daily_cv(lr, grid, evaluator, **window).fit(df)
+    model = _daily_cv(lr, grid, evaluator, parallelism=2, **window).fit(df)
     *folds, refit = seen
     assert len(folds) == 6
-    assert all(parts == cached for parts, _ in folds)
-    # The longest training windows go first (in parallel, the cheapest finish).
-    sizes = [rows for _, rows in folds]
-    assert sizes == sorted(sizes, reverse=True)
-    assert refit == (refit_parts, 144)
-    windows = [
-        ((day(e - 7 if window is SLIDING else 0), day(e)), (day(e + 2), day(e + 5)))
-        for e in (10, 14, 18)
-    ]
+    assert all(parts == 3 for parts, _, _ in folds)
+    assert refit == (3, 144, refit_from_cache)
+    assert not df.storageLevel.useMemory  # the validator's cache is gone
+    if window is CUT_EARLY:
+        windows = [((day(0), day(e)), (day(e + 2), day(e + 4))) for e in (10, 14, 18)]
+    else:
+        start = (lambda e: day(e - 7)) if window is SLIDING else (lambda e: day(0))
+        windows = [((start(e), day(e)), (day(e + 2), day(e + 5))) for e in (10, 14, 18)]
     plain = LinearRegression(maxIter=20)
     expected = _sequential_metrics(
         df, plain, [{plain.regParam: pm[lr.regParam]} for pm in grid], evaluator, windows
@@ -224,6 +213,36 @@ def test_small_data_is_cached_in_fewer_partitions_and_refit_on_all_rows(
     np.testing.assert_allclose(
         model.bestModel.coefficients, plain.fit(df, {plain.regParam: best}).coefficients, rtol=1e-9
     )
+
+
+def test_the_users_own_cache_is_left_alone(spark):
+    from pyspark.ml.evaluation import RegressionEvaluator
+
+    df = _panel(spark).cache()
+    df.count()
+    lr, grid = _lr_grid()
+    _daily_cv(lr, grid, RegressionEvaluator(), numFolds=2).fit(df)
+    assert df.storageLevel.useMemory
+    df.unpersist()
+
+
+def test_in_parallel_the_longest_training_windows_go_first(spark):
+    # The cheapest pairs end a parallel search; in turn, folds in time order.
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.ml.regression import LinearRegression
+
+    for parallelism, order in ((1, sorted), (2, lambda s: sorted(s, reverse=True))):
+        sizes = []
+
+        class Recording(LinearRegression):
+            def _fit(self, dataset, sizes=sizes):
+                sizes.append(dataset.count())
+                return super()._fit(dataset)
+
+        lr = Recording(maxIter=5)
+        cv = _daily_cv(lr, [{}], RegressionEvaluator(), numFolds=4, parallelism=parallelism)
+        cv.fit(_panel(spark))
+        assert sizes[:-1] == order(sizes[:-1])  # the last fit is the refit
 
 
 def test_sliding_window_with_cutoffs(spark):

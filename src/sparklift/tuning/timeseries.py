@@ -33,15 +33,18 @@ threads (the way pyspark's ``CrossValidator`` parallelises, so it works on
 Spark Connect too). The rows the folds use are cached once for the whole
 search and every fold's windows are range filters on the time column over
 that cache: one copy of the data in memory however many folds there are
-(expanding training windows overlap almost entirely), the source read once,
-no per-fold caching job, and each fit's query plan no deeper than the
-user's own. The cache has one partition per ``ROWS_PER_PARTITION`` rows
-(never more partitions than the source): on small data a fit's Spark jobs
-then run one task each, and the parallelism comes from the fits.
+(expanding training windows overlap almost entirely), the source read once
+for all the fits (and once before, to find the time points), no per-fold
+caching job, and each fit's query plan no deeper than the
+user's own. The cache keeps the source's partitions: the fits see the data
+laid out as a loop over the source would (estimators that sample per
+partition, such as random forests, give the same models). On small data,
+fewer partitions make every fit's Spark jobs cheaper (see docs/tuning.md).
 
 After the search, ``bestModel`` is refitted on the whole dataset with the best
-parameter map, as ``CrossValidator`` does; from the cache when it holds every
-row (no ``trainWindow`` or cut-off left rows out), else from the source.
+parameter map, as ``CrossValidator`` does; when the folds' windows together
+span all the data (no ``trainWindow`` or cut-off leaves rows out) the whole
+dataset is what was cached, and the refit reads it from the cache.
 """
 
 from __future__ import annotations
@@ -97,18 +100,6 @@ _TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSSxxxxx"
 _CLASSIFICATION_EVALUATORS = ("BinaryClassificationEvaluator", "MulticlassClassificationEvaluator")
 
 
-#: Rows per partition of the cached folds' data: a source whose partitions
-#: hold fewer rows on average is cached in fewer, fuller partitions (coalesce:
-#: never more than it had, and nothing changes for a source with fuller
-#: ones). Each Spark ML job of a fit runs a task per partition, and a task
-#: over a few thousand rows is almost all overhead (scheduling,
-#: deserialising, JIT): 7,200 rows in one partition instead of two made a
-#: search 25-30% faster, in turn and in parallel alike (docs/benchmarks.md).
-#: Kept low so that heavy estimators (trees, boosting) on bigger data keep
-#: every task the source gave them.
-ROWS_PER_PARTITION = 10_000
-
-
 @dataclass(frozen=True)
 class _Fold:
     """Inclusive time-point index ranges of one fold."""
@@ -121,17 +112,16 @@ class _Fold:
 class _Split:
     """What :meth:`TimeSeriesCrossValidator._indexed` found.
 
-    ``frame`` holds the rows some fold uses, ``rows`` how many, and
-    ``in_span`` maps a fold's inclusive time-point span to a Column selecting
-    its rows from ``frame``. ``whole``: ``frame`` holds every row of the
-    dataset, so the best map can be refitted on it.
+    ``frame`` holds the rows some fold uses, and ``in_span`` maps a fold's
+    inclusive time-point span to a Column selecting its rows from ``frame``.
+    ``whole``: ``frame`` holds every row of the dataset (with the series
+    index added, when there is one), so the best map can be refitted on it.
     """
 
     frame: DataFrame
     folds: list[_Fold]
     bounds: list[dict]
     in_span: Any
-    rows: int
     whole: bool
 
 
@@ -641,8 +631,8 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
     # --- folds ------------------------------------------------------------
 
     def _indexed(self, dataset: DataFrame) -> _Split:
-        """The frame to cache (and its row count), the folds, their boundaries
-        and the window predicate (see :class:`_Split`)."""
+        """The frame to cache, the folds, their boundaries and the window
+        predicate (see :class:`_Split`)."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
         from pyspark.sql.types import TimestampType
@@ -664,9 +654,8 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             # One job: the longest series, and the rows Spark ML would refuse
             # with the first (in time) of them.
             bad = self._bad_label(dataset)
-            longest, n_rows, n_bad, first_bad = indexed.agg(
+            longest, n_bad, first_bad = indexed.agg(
                 F.max(_INDEX),
-                F.count(F.lit(1)),
                 F.count(F.when(bad, F.lit(1))),
                 F.min(F.when(bad, col(time_col))),
             ).first()
@@ -692,7 +681,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             def by_index(span: tuple[int, int]) -> Any:
                 return F.col(_INDEX).between(span[0], span[1])
 
-            return _Split(indexed, flipped, bounds, by_index, int(n_rows), whole=True)
+            return _Split(indexed, flipped, bounds, by_index, True)
 
         # One job collects the distinct times in order, with their row counts
         # (null times sort first) and an exact key to filter on (see _time_key).
@@ -758,17 +747,15 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             return col(time_col).between(literal(keys[span[0]]), literal(keys[span[1]]))
 
         # Only the rows some fold uses are cached (a sliding window or a
-        # cut-off leaves earlier or later rows out).
+        # cut-off leaves earlier or later rows out). When the folds span every
+        # point, every row: null times were refused above, so "not null" keeps
+        # them all by construction (a plan of its own, so that the user's own
+        # cache of the dataset is neither reused nor unpersisted with ours).
         first = min(f.train[0] for f in folds)
         last = max(f.validation[1] for f in folds)
-        return _Split(
-            dataset.where(by_time((first, last))),
-            folds,
-            bounds,
-            by_time,
-            rows=sum(row[2] for row in rows[first : last + 1]),
-            whole=first == 0 and last == n_points - 1,
-        )
+        if first == 0 and last == n_points - 1:
+            return _Split(dataset.where(col(time_col).isNotNull()), folds, bounds, by_time, True)
+        return _Split(dataset.where(by_time((first, last))), folds, bounds, by_time, whole=False)
 
     def _bad_label(self, dataset: DataFrame) -> Any:
         """A condition true for rows whose label is null (or NaN); False without a label."""
@@ -843,10 +830,8 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
     def _fit(self, dataset: DataFrame) -> TimeSeriesCrossValidatorModel:
         self._check_params(dataset)
         split = self._indexed(dataset)
-        # One cache for every fold: the windows below are filters over it. A
-        # small frame goes into fewer partitions (coalesce never adds any).
-        parts = max(1, math.ceil(split.rows / ROWS_PER_PARTITION))
-        frame = split.frame.coalesce(parts).cache()
+        # One cache for every fold: the windows below are filters over it.
+        frame = split.frame.cache()
         try:
             return self._fit_folds(dataset, frame, split)
         finally:
@@ -879,10 +864,13 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         # (on Spark Connect a thread has no active session of its own, which
         # some models' fits need) with its local properties and tags.
         in_session = inheritable_thread_target(dataset.sparkSession)(evaluate)
-        # The folds with the longest training windows first: the pairs that
-        # finish the search are then the cheapest, so the last threads to
-        # finish leave the least idle time (in turn the order changes nothing).
-        by_size = sorted(range(n_folds), key=lambda f: folds[f].train[0] - folds[f].train[1])
+        # Side by side, the folds with the longest training windows first: the
+        # pairs that finish the search are then the cheapest, so the last
+        # threads to finish leave the least idle time. In turn, in time order
+        # (an error then comes from the earliest fold that has it).
+        by_size = list(range(n_folds))
+        if workers > 1:
+            by_size.sort(key=lambda f: folds[f].train[0] - folds[f].train[1])
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(in_session, f, j) for f in by_size for j in range(n_maps)]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
@@ -899,10 +887,13 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
 
         avg = metrics.mean(axis=0)
         best = int(np.argmax(avg) if eva.isLargerBetter() else np.argmin(avg))
-        # On all of the data, as CrossValidator does: the cached frame when it
-        # holds every row (no trainWindow or cut-off left any out), so the
-        # source is not read again.
-        best_model = est.fit(frame.drop(_INDEX) if split.whole else dataset, epm[best])
+        # On all of the data, as CrossValidator does: the cached dataset when
+        # that is what was cached, so the source is not read again.
+        if not split.whole:
+            data = dataset
+        else:
+            data = frame.drop(_INDEX) if _INDEX in frame.columns else frame
+        best_model = est.fit(data, epm[best])
         model = TimeSeriesCrossValidatorModel(
             bestModel=best_model,
             avgMetrics=avg.tolist(),
