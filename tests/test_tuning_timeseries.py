@@ -366,6 +366,11 @@ def test_series_windows_are_counted_from_each_series_end(spark):
         fitted = lr.fit(window(*tb), grid[0])
         expected.append(evaluator.evaluate(fitted.transform(window(*vb))))
     np.testing.assert_allclose(np.array(model.foldMetrics)[:, 0], expected, rtol=1e-9)
+    # Refitted from the cache (every row, the index column dropped), as on the source.
+    assert model.bestModel.numFeatures == 2
+    np.testing.assert_allclose(
+        model.bestModel.coefficients, lr.fit(ragged, grid[0]).coefficients, rtol=1e-9
+    )
 
 
 def test_null_times_are_refused_with_count_and_example(spark):
