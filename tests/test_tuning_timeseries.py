@@ -226,23 +226,28 @@ def test_the_users_own_cache_is_left_alone(spark):
     df.unpersist()
 
 
-def test_in_parallel_the_longest_training_windows_go_first(spark):
+def test_in_parallel_the_longest_training_windows_go_first(spark, monkeypatch):
     # The cheapest pairs end a parallel search; in turn, folds in time order.
+    from concurrent.futures import ThreadPoolExecutor
+
     from pyspark.ml.evaluation import RegressionEvaluator
-    from pyspark.ml.regression import LinearRegression
 
-    for parallelism, order in ((1, sorted), (2, lambda s: sorted(s, reverse=True))):
-        sizes = []
+    from sparklift.tuning import timeseries
 
-        class Recording(LinearRegression):
-            def _fit(self, dataset, sizes=sizes):
-                sizes.append(dataset.count())
-                return super()._fit(dataset)
+    submitted = []
 
-        lr = Recording(maxIter=5)
-        cv = _daily_cv(lr, [{}], RegressionEvaluator(), numFolds=4, parallelism=parallelism)
+    class Recording(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            submitted.append(args)  # (fold, map)
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(timeseries, "ThreadPoolExecutor", Recording)
+    lr, grid = _lr_grid()
+    for parallelism, folds in ((1, [0, 1, 2, 3]), (2, [3, 2, 1, 0])):
+        submitted.clear()
+        cv = _daily_cv(lr, grid, RegressionEvaluator(), numFolds=4, parallelism=parallelism)
         cv.fit(_panel(spark))
-        assert sizes[:-1] == order(sizes[:-1])  # the last fit is the refit
+        assert submitted == [(f, j) for f in folds for j in range(len(grid))]
 
 
 def test_sliding_window_with_cutoffs(spark):
