@@ -323,6 +323,11 @@ def validate_sequences(
         raise InvalidInputError(f"n_features must be a positive integer; got {n_features!r}")
     c = _spark.col(col)
     not_null = c.isNotNull()
+
+    def frame_sum(v: Column) -> Column:
+        """The sum of one nested frame's values (its number of trials, for counts)."""
+        return F.aggregate(v, F.lit(0.0), lambda acc, x: acc + x.cast("double"))
+
     length = F.when(not_null, F.size(c))
 
     # (label, row condition, offending-value expression or None)
@@ -417,10 +422,6 @@ def validate_sequences(
             )
         if n_trials is not None:
             total = int(n_trials)
-
-            def frame_sum(v: Column) -> Column:
-                return F.aggregate(v, F.lit(0.0), lambda acc, x: acc + x.cast("double"))
-
             problems.append(
                 (
                     f"frames whose counts do not sum to n_trials={total}",
@@ -435,11 +436,7 @@ def validate_sequences(
     aggs.append(F.count_if(any_bad).alias("n_bad"))
     if frame_totals:
         # A frame of one number (not nested) is its own total.
-        sums = (
-            F.transform(c, lambda v: F.aggregate(v, F.lit(0).cast("long"), lambda a, x: a + x))
-            if nested
-            else c
-        )
+        sums = F.transform(c, frame_sum) if nested else c
         aggs.append(F.min(F.array_min(sums)).alias("min_total"))
         aggs.append(F.max(F.array_max(sums)).alias("max_total"))
     if checksum:

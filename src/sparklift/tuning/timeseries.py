@@ -868,11 +868,11 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         # pairs that finish the search are then the cheapest, so the last
         # threads to finish leave the least idle time. In turn, in time order
         # (an error then comes from the earliest fold that has it).
-        by_size = list(range(n_folds))
+        fold_order = list(range(n_folds))
         if workers > 1:
-            by_size.sort(key=lambda f: folds[f].train[0] - folds[f].train[1])
+            fold_order.sort(key=lambda f: folds[f].train[0] - folds[f].train[1])
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(in_session, f, j) for f in by_size for j in range(n_maps)]
+            futures = [pool.submit(in_session, f, j) for f in fold_order for j in range(n_maps)]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [fut for fut in done if fut.exception() is not None]
             if failed:
