@@ -517,6 +517,32 @@ def test_dates_before_the_gregorian_reform_are_exact(spark):
     assert model.foldMetrics == [[3000.0 + 3 * 2], [6000.0 + 4 * 3]]
 
 
+@pytest.mark.smoke
+def test_string_times_that_are_not_valid_utf8_keep_their_rows(spark):
+    """A string time column holding bytes that are not UTF-8 (as Parquet binary read as
+    string may): windows select on the exact bytes and in Spark's byte order.
+
+    Python would see such a value with a replacement character, which neither
+    matches the row in Spark nor sorts where Spark sorts it: 0x80 comes before
+    'é' (0xC3 0xA9) in Spark, after it as Python text.
+    """
+    from pyspark.sql import functions as F
+
+    hex_times = ["61", "7A", "80", "C3A9", "FF"]  # a, z, (invalid), é, (invalid)
+    rows = [(t, h) for h, t in enumerate(hex_times) for _ in range(h + 1)]
+    df = spark.createDataFrame(rows, "hex string, hour int").select(
+        F.unhex("hex").cast("string").alias("t"), "hour"
+    )
+    model = _probe_cv(timeCol="t", numFolds=3, horizon=1).fit(df)
+    # Fold k validates on point v = 2 + k (v + 1 rows of hour v) after points 0..v-1.
+    expected = [[1000.0 * sum(range(1, v + 1)) + (v + 1) * v] for v in (2, 3, 4)]
+    assert model.foldMetrics == expected
+    # A cut-off given as text is placed by its UTF-8 bytes, in the same order.
+    # Cut-off at point c: train on points 0..c, validate on point c + 1 (0x80 follows "z").
+    model = _probe_cv(timeCol="t", cutoffs=["z", "\u00e9"], horizon=1).fit(df)
+    assert model.foldMetrics == [[1000.0 * 3 + 3 * 2], [1000.0 * 10 + 5 * 4]]
+
+
 def test_nan_times_are_refused_like_nulls(spark):
     rows = [(1.0, 0)] * 2 + [(2.0, 1)] * 3 + [(float("nan"), 2)] * 4
     df = spark.createDataFrame(rows, "t double, hour int")

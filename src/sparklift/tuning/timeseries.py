@@ -299,18 +299,23 @@ def build_folds(
 def _time_key(time_col: str, data_type: Any) -> tuple[Any, Any]:
     """An exact key for each time value, and the literal that filters on it.
 
-    Numbers and strings come back to Python and go to Spark again unchanged.
-    Times would not: Python sees a timestamp as local wall-clock time, and in
-    the hour a clock is set back two instants share one; a Python date goes
-    back to Spark through the old Julian/Gregorian calendar (shifting days
-    before 1582-10-15, failing before year 1000). So a timestamp travels as
+    Numbers come back to Python and go to Spark again unchanged. Times would
+    not: Python sees a timestamp as local wall-clock time, and in the hour a
+    clock is set back two instants share one; a Python date goes back to
+    Spark through the old Julian/Gregorian calendar (shifting days before
+    1582-10-15, failing before year 1000). So a timestamp travels as
     microseconds since the epoch, a date as days since the epoch and a
     timestamp without time zone as its own text, each rebuilt in Spark.
+    Strings (with Spark's binary collation) travel as their bytes: a value
+    that is not valid UTF-8 would come back to Python with a replacement
+    character, matching no row.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import DateType, TimestampNTZType, TimestampType
 
     column = col(time_col)
+    if _is_binary_string(data_type):
+        return column.cast("binary"), lambda key: F.lit(key).cast("string")
     if isinstance(data_type, DateType):
         return F.unix_date(column), lambda key: F.date_from_unix_date(F.lit(key))
     if isinstance(data_type, TimestampNTZType):
@@ -320,23 +325,31 @@ def _time_key(time_col: str, data_type: Any) -> tuple[Any, Any]:
     return column, F.lit
 
 
+def _is_binary_string(data_type: Any) -> bool:
+    """A string type compared byte by byte (Spark's default collation)."""
+    from pyspark.sql.types import StringType
+
+    return isinstance(data_type, StringType) and getattr(data_type, "collation", None) in (
+        None,
+        "UTF8_BINARY",
+    )
+
+
 def _in_time_order(points: DataFrame, data_type: Any) -> list[Any]:
     """The rows of ``points`` (one per time value: value, key, ...) collected in time order.
 
     Spark's order, nulls first and NaN last, sorted on the driver: a Spark
     ``orderBy`` would cost a sampling job and a second shuffle for what is
-    one small list. Timestamps and dates sort by their exact key (see
-    :func:`_time_key`), everything else by its value; a string column with a
-    collation other than Spark's binary one keeps Spark's own ordering.
+    one small list. Timestamps, dates and strings sort by their exact key
+    (see :func:`_time_key`; a string's bytes, in Spark's binary order),
+    numbers by their value; a string column with a collation other than
+    Spark's binary one keeps Spark's own ordering.
     """
     from pyspark.sql.types import DateType, StringType, TimestampType
 
-    if isinstance(data_type, StringType) and getattr(data_type, "collation", None) not in (
-        None,
-        "UTF8_BINARY",
-    ):
+    if isinstance(data_type, StringType) and not _is_binary_string(data_type):
         return points.orderBy(col(points.columns[0])).collect()
-    by_key = isinstance(data_type, (DateType, TimestampType))
+    by_key = isinstance(data_type, (DateType, TimestampType)) or _is_binary_string(data_type)
 
     def order(row: Any) -> tuple[int, Any]:
         value = row[1] if by_key else row[0]
@@ -694,6 +707,10 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         time_type = dataset.schema[time_col].dataType
         key, literal = _time_key(time_col, time_type)
         is_timestamp = isinstance(time_type, TimestampType)
+        # A string's bytes stand for its value too: a value that is not valid
+        # UTF-8 cannot be collected as text (Spark Connect's Arrow refuses it).
+        as_bytes = _is_binary_string(time_type)
+        value = key if as_bytes else col(time_col)
         shown = F.date_format(col(time_col), _TIMESTAMP_FORMAT) if is_timestamp else F.lit(None)
         # ... and, in the same job, the rows whose label Spark ML would refuse.
         bad_label = self._bad_label(dataset)
@@ -703,7 +720,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
                 F.count(F.lit(1)).alias(_COUNT),
                 F.count(F.when(bad_label, F.lit(1))).alias(_BAD_LABELS),
             )
-            .select(col(time_col), key.alias(_KEY), _COUNT, shown.alias(_SHOWN), _BAD_LABELS)
+            .select(value, key.alias(_KEY), _COUNT, shown.alias(_SHOWN), _BAD_LABELS)
         )
         rows = _in_time_order(points, time_type)
         missing = 0
@@ -715,7 +732,12 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             self._refuse_null_times(dataset, missing)
         # Timestamps are searched and filtered by their keys, so only their
         # shown form is needed from here on.
-        times = [_shown_time(row[3]) if is_timestamp else row[0] for row in rows]
+        if is_timestamp:
+            times = [_shown_time(row[3]) for row in rows]
+        elif as_bytes:  # shown as text, with U+FFFD where the bytes are not UTF-8
+            times = [bytes(row[0]).decode("utf-8", "replace") for row in rows]
+        else:
+            times = [row[0] for row in rows]
         keys = [row[1] for row in rows]
         # Every row counts: the best map is refitted on all of the data.
         self._refuse_bad_labels([row[4] for row in rows], times)
@@ -731,6 +753,9 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             search = None
             if is_timestamp:
                 search = (keys, _timestamp_cutoff_keys(dataset.sparkSession, cutoffs, time_col))
+            elif _is_binary_string(time_type):
+                # Searched among the points' bytes, in the order they were sorted in.
+                search = (keys, [c.encode() if isinstance(c, str) else c for c in cutoffs])
             cutoff_indices = _cutoff_indices(cutoffs, times, time_col, search)
         folds = build_folds(n_points, cutoff_indices=cutoff_indices, **common)
         bounds = [
