@@ -88,6 +88,22 @@ def _jit_cpu_seconds(pid: int | None) -> float | None:
     return total
 
 
+def _compile_counter(spark):
+    """A function giving how many classes Spark's code generator has compiled so far.
+
+    Spark's own CodegenMetrics (a benchmark may reach into the JVM; library
+    code may not). Every count is a cache miss in Spark's generated-code cache:
+    a plan whose generated Java text was not seen before.
+    """
+    try:
+        metrics = spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics
+        timer = metrics.METRIC_COMPILATION_TIME()
+        timer.getCount()
+    except Exception:
+        return lambda: None
+    return lambda: int(timer.getCount())
+
+
 def _jvm_pid(spark) -> int | None:
     # The local driver JVM that py4j started (a benchmark may look; library code may not).
     try:
@@ -142,17 +158,20 @@ def main() -> None:
         return measured(lambda: cv.fit(df))
 
     def measured(action):
-        # (wall seconds, result, JVM CPU seconds, of which JIT compiler threads)
-        cpu0, jit0 = _cpu_seconds(jvm), _jit_cpu_seconds(jvm)
+        # (wall seconds, result, JVM CPU seconds, of which JIT compiler threads,
+        #  classes Spark's code generator compiled)
+        cpu0, jit0, gen0 = _cpu_seconds(jvm), _jit_cpu_seconds(jvm), compiled()
         start = time.perf_counter()
         out = action()
         seconds = time.perf_counter() - start
-        cpu1, jit1 = _cpu_seconds(jvm), _jit_cpu_seconds(jvm)
+        cpu1, jit1, gen1 = _cpu_seconds(jvm), _jit_cpu_seconds(jvm), compiled()
         cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
         jit = None if jit0 is None or jit1 is None else jit1 - jit0
-        return seconds, out, cpu, jit
+        gen = None if gen0 is None or gen1 is None else gen1 - gen0
+        return seconds, out, cpu, jit, gen
 
     jvm = _jvm_pid(spark)
+    compiled = _compile_counter(spark)
 
     # The same (fold, map) fits as a plain pyspark.ml loop over the windows the
     # validator uses (cached first, outside the clock), in turn and from 4
@@ -205,7 +224,8 @@ def main() -> None:
 
     def table(title: str, rows) -> None:
         print(
-            f"\n{title:<48} {'best s':>8} {'median s':>9} {'JVM cores':>10} {'JIT cores':>10}  runs (s)"
+            f"\n{title:<48} {'best s':>8} {'median s':>9} {'JVM cores':>10} {'JIT cores':>10} "
+            f"{'compiles':>9}  runs (s)"
         )
         for name, runs_ in rows:
             times = [r[0] for r in runs_]
@@ -213,10 +233,12 @@ def main() -> None:
             jit = [r[3] / r[0] for r in runs_ if r[3] is not None]
             jvm_cores = f"{np.median(busy):.2f}" if busy else "-"
             jit_cores = f"{np.median(jit):.2f}" if jit else "-"
+            gen = [r[4] for r in runs_ if r[4] is not None]
+            compiles = f"{np.median(gen):.0f}" if gen else "-"
             runs = ", ".join(f"{t:.2f}" for t in times)
             print(
                 f"{name:<48} {min(times):8.2f} {np.median(times):9.2f} {jvm_cores:>10} "
-                f"{jit_cores:>10}  {runs}"
+                f"{jit_cores:>10} {compiles:>9}  {runs}"
             )
 
     table(
@@ -234,7 +256,8 @@ def main() -> None:
     )
     print(
         "JVM cores: the driver JVM's CPU seconds (it runs the executors too in local mode) per "
-        "wall second; JIT cores: the part spent by its JIT compiler threads; medians over the runs."
+        "wall second; JIT cores: the part spent by its JIT compiler threads; compiles: classes "
+        "Spark's code generator compiled (misses in its code cache); medians over the runs."
     )
     p_seq, p_par = [r[0] for r in plain_seq], [r[0] for r in plain_par]
     print(
