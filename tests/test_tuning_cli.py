@@ -106,6 +106,9 @@ def _one_error_line(capsys):
         (("--cv", "201"), None, "--cv 201 cannot split the data"),
         (("--estimator-params", "[1, 2]"), None, "--estimator-params must be a JSON object"),
         (("--estimator-params", "{max_iter: 5}"), None, "--estimator-params is not valid JSON"),
+        (("--estimator-params", '{"max_iter": "abc"}'), None, "'max_iter' parameter of"),
+        (("--features", "a,b,target"), None, "--features names the --label column 'target'"),
+        (("--features", "a,b,a"), None, "--features names ['a'] more than once"),
     ],
 )
 def test_bad_search_arguments_are_one_line_before_the_search(

@@ -237,6 +237,54 @@ def test_nested_search_runs_its_inner_fits_in_the_task(spark, classification):
     assert ours.best_estimator_.spark_transfer_.n_fits == 2 * ours.best_params_["cv"]
 
 
+def test_search_in_joblib_workers_fits_there_without_starting_a_spark(spark, classification):
+    """cross_validate(search, n_jobs=2): joblib's worker processes have no Spark session.
+
+    The search fits in each worker as scikit-learn's would, rather than
+    starting a local Spark (a JVM) in every worker, off the user's session.
+    """
+    from sklearn.model_selection import cross_validate
+
+    X, y = classification
+    grid = {"C": [0.01, 1.0]}
+    ours = cross_validate(
+        GridSearchCV(LogisticRegression(), grid, cv=2), X, y, cv=2, n_jobs=2, return_estimator=True
+    )
+    ref = cross_validate(skms.GridSearchCV(LogisticRegression(), grid, cv=2), X, y, cv=2)
+    np.testing.assert_array_equal(ours["test_score"], ref["test_score"])
+    assert [e.spark_transfer_.n_fits for e in ours["estimator"]] == [0, 0]
+
+
+def test_search_in_a_worker_process_warns_and_fits_there(spark, classification, monkeypatch):
+    """The worker case seen from inside: a child process where get_spark would start a JVM."""
+    import multiprocessing
+
+    import sparklift.session
+    from sparklift.tuning import SearchInWorkerWarning
+
+    X, y = classification
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
+    monkeypatch.setattr(sparklift.session, "starts_local_jvm", lambda: True)
+    with pytest.warns(SearchInWorkerWarning, match=r"worker process .* n_jobs=1"):
+        ours = GridSearchCV(LogisticRegression(), {"C": [0.01, 1.0]}, cv=2).fit(X, y)
+    ref = skms.GridSearchCV(LogisticRegression(), {"C": [0.01, 1.0]}, cv=2).fit(X, y)
+    assert_same_results(ours, ref)
+    assert ours.spark_transfer_.n_fits == 0
+
+
+def test_starts_local_jvm_only_without_a_session_or_a_remote_server(spark, monkeypatch):
+    import sparklift.session as session
+
+    assert session.starts_local_jvm() is False  # the test session is active
+    monkeypatch.setattr(session, "active_session", lambda: None)
+    for remote, starts in [(None, True), ("local[2]", True), ("sc://spark.example:15002", False)]:
+        if remote is None:
+            monkeypatch.delenv("SPARK_REMOTE", raising=False)
+        else:
+            monkeypatch.setenv("SPARK_REMOTE", remote)
+        assert session.starts_local_jvm() is starts, remote
+
+
 def test_refit_of_a_scikit_learn_search_estimator_stays_scikit_learns(spark, classification):
     """Only the search's own fits go to Spark: an inner scikit-learn search's refit does not."""
     X, y = classification

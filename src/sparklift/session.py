@@ -144,6 +144,18 @@ def active_session() -> SparkSession | None:
     return ConnectSession.getActiveSession()
 
 
+def starts_local_jvm() -> bool:
+    """Whether :func:`get_spark` would start a Spark JVM in this process.
+
+    True when no session is active and ``SPARK_REMOTE`` names no remote
+    Connect server (unset, or ``local[...]``, which starts one here).
+    """
+    if active_session() is not None:
+        return False
+    remote = os.environ.get(ENV_REMOTE)
+    return not remote or remote.startswith("local")
+
+
 def get_spark(
     app_name: str = "sparklift",
     *,

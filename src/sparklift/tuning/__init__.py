@@ -23,6 +23,7 @@ _EXPORTS = {
     "HalvingGridSearchCV": "search",
     "HalvingRandomSearchCV": "search",
     "RandomizedSearchCV": "search",
+    "SearchInWorkerWarning": "search",
     "SparkTransfer": "search",
     "TimeSeriesCrossValidator": "timeseries",
     "TimeSeriesCrossValidatorModel": "timeseries",

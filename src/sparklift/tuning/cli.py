@@ -66,13 +66,21 @@ def _estimator(path: str, params_json: str | None) -> Any:
             f"--estimator-params must be a JSON object of constructor arguments, such as "
             f"'{{\"max_iter\": 500}}'; got {params_json!r}."
         )
+    given = f" from --estimator-params {params_json}" if params_json else ""
     try:
         estimator = cls(**params)
     except (TypeError, ValueError) as exc:
-        given = f" from --estimator-params {params_json}" if params_json else ""
         raise InvalidInputError(
             f"--estimator {path} cannot be built{given}: {exc}{_accepted(cls)}"
         ) from None
+    # scikit-learn checks values (a string for max_iter) only in fit: check
+    # them here, before any fit runs, where the estimator declares its rules.
+    validate = getattr(estimator, "_validate_params", None)
+    if params and callable(validate):
+        try:
+            validate()
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"--estimator {path} cannot be built{given}: {exc}") from None
     if not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
         raise InvalidInputError(
             f"--estimator {path!r} is not a scikit-learn estimator (no fit or get_params)."
@@ -216,6 +224,14 @@ def _tune(args: argparse.Namespace) -> int:
     missing = [c for c in features if c not in frame.columns]
     if missing:
         raise InvalidInputError(f"--features {missing} not in {args.data}.")
+    if args.label in features:
+        raise InvalidInputError(
+            f"--features names the --label column {args.label!r}: a model would learn the "
+            "answer from itself. Leave it out of --features."
+        )
+    repeated = sorted({c for c in features if features.count(c) > 1})
+    if repeated:
+        raise InvalidInputError(f"--features names {repeated} more than once.")
     data = frame[[*features, args.label]]
     bad = data.isna().any(axis=1)
     if bad.any():

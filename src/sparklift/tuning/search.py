@@ -66,12 +66,22 @@ __all__ = [
     "HalvingGridSearchCV",
     "HalvingRandomSearchCV",
     "RandomizedSearchCV",
+    "SearchInWorkerWarning",
     "SparkTransfer",
 ]
 
 _DISPATCHER: contextvars.ContextVar[_SparkDispatcher | None] = contextvars.ContextVar(
     "sparklift_search_dispatcher", default=None
 )
+
+
+class SearchInWorkerWarning(UserWarning):
+    """A search was fitted in a worker process without a Spark session.
+
+    Such as a joblib worker when the search is the estimator of
+    ``cross_val_score(..., n_jobs=2)``: its fits ran in that process, as
+    scikit-learn's would, rather than starting a Spark there.
+    """
 
 
 @dataclass
@@ -268,12 +278,34 @@ class _SparkSearchMixin:
             tasks, and the bytes serialised on the driver, broadcast to each
             executor and delivered to the Python workers.
         """
+        import multiprocessing
+
         from pyspark import TaskContext
 
-        if TaskContext.get() is not None:
-            # Inside a Spark task: this search is the estimator of another
-            # search (nested cross-validation). There is no Spark session on
-            # an executor; its fits run here, as scikit-learn runs them.
+        from sparklift.session import starts_local_jvm
+
+        in_task = TaskContext.get() is not None
+        # A worker process without a session, such as joblib's when this
+        # search is the estimator of cross_val_score(..., n_jobs=2): a Spark
+        # of its own there would be one more JVM per worker, off the user's
+        # cluster.
+        in_worker = (
+            not in_task and multiprocessing.parent_process() is not None and starts_local_jvm()
+        )
+        if in_worker:
+            warnings.warn(
+                f"{type(self).__name__}.fit runs in a worker process (pid "
+                f"{multiprocessing.current_process().pid}) with no active Spark session, "
+                "such as a joblib worker of an outer n_jobs > 1: its fits run in this "
+                "process, as scikit-learn's would. Give the outer call n_jobs=1 to fit on "
+                "Spark, or start a session in this process first (sparklift.get_spark()).",
+                SearchInWorkerWarning,
+                stacklevel=2,
+            )
+        if in_task or in_worker:
+            # In a Spark task (this search is the estimator of another one:
+            # nested cross-validation; an executor has no session) or in such
+            # a worker, the fits run here, as scikit-learn runs them.
             super().fit(X, y, **params)  # type: ignore[misc]
             self.spark_transfer_ = SparkTransfer()
             return self
