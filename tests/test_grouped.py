@@ -242,8 +242,11 @@ def test_null_features_fail_their_group_with_a_count_and_predict_on_null(spark):
         sparklift.translate_errors(),
     ):
         grouped.predict(df.where("x1 is null"), strategy="cogroup").collect()
-    with pytest.warns(UnknownGroupWarning):
+    from sparklift.inference import NullFeaturesWarning
+
+    with pytest.warns(UnknownGroupWarning), pytest.warns(NullFeaturesWarning) as nulls:
         got = collect(grouped.predict(df, on_null="null"))
+    assert [w.message.count for w in nulls if w.category is NullFeaturesWarning] == [3]
     assert got.loc[got.x1.isna(), "prediction"].isna().all()
     a = (got.store == "a").to_numpy()
     np.testing.assert_array_equal(
@@ -454,8 +457,85 @@ def test_groups_whose_outputs_differ_in_shape_are_a_clear_error(spark):
     pdf["c"] = np.where(pdf["g"] == 10, three, (pdf["a"] > 3).astype(int))
     df = spark.createDataFrame(pdf)
     model = fit_per_group(df, "g", LogisticRegression(), ["a", "b"], "c")
-    with (
-        pytest.raises(InvalidInputError, match=r"group \d+: .*groups' models differ"),
-        translate_errors(),
-    ):
-        model.predict(df, method="decision_function").collect()
+    for strategy in ("broadcast", "cogroup"):
+        for method in ("decision_function", "predict_proba"):
+            with (
+                pytest.raises(
+                    InvalidInputError,
+                    match=r"group \d+ of 'g' has a model with classes \[0, 1(, 2)?\], group \d+ "
+                    r"one with classes \[0, 1(, 2)?\]: " + method,
+                ),
+                translate_errors(),
+            ):
+                model.predict(df, method=method, strategy=strategy).collect()
+    # predict needs no common classes; groups with the same classes score as usual.
+    assert model.predict(df).toPandas()["prediction"].notna().all()
+    two = df.where("g != 10")
+    got = model.predict(two, method="predict_proba", strategy="cogroup").toPandas()
+    for g, part in got.groupby("g"):
+        np.testing.assert_array_equal(
+            np.stack(part["prediction"].to_numpy()),
+            model.get_model(g).predict_proba(np.ascontiguousarray(part[["a", "b"]].to_numpy())),
+        )
+
+
+def test_same_number_of_classes_but_other_classes_is_refused(spark):
+    """Two groups with two classes each, not the same two: probabilities would mislead."""
+    rng = np.random.default_rng(3)
+    pdf = pd.DataFrame({"g": np.repeat(["p", "q"], 30), "a": rng.normal(size=60)})
+    pdf["c"] = np.where(pdf["a"] > 0, "hi", np.where(pdf["g"] == "p", "lo", "mid"))
+    df = spark.createDataFrame(pdf)
+    model = fit_per_group(df, "g", LogisticRegression(), ["a"], "c")
+    with pytest.raises(InvalidInputError, match=r"classes \['hi', '(lo|mid)'\]"):
+        model.predict(df, method="predict_proba")
+
+
+def test_cogroup_matches_keys_of_another_numeric_type(spark):
+    """Keys meet by hash in a cogroup: a double or decimal key finds its bigint model."""
+    from pyspark.sql import functions as F
+
+    pdf = make_groups()
+    pdf["store"] = pdf["store"].map({g: i for i, g in enumerate(GROUPS)})
+    df = spark.createDataFrame(pdf)
+    model = fit_per_group(df, "store", LinearRegression(), FEATURES, "y")
+    expected = collect(model.predict(df)).sort_values("id")["prediction"].to_numpy()
+    for key_type in ("double", "decimal(5,2)", "int"):
+        cast = df.withColumn("store", F.col("store").cast(key_type))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UnknownGroupWarning)
+            got = collect(model.predict(cast, strategy="cogroup")).sort_values("id")
+        np.testing.assert_array_equal(got["prediction"].to_numpy(), expected, err_msg=key_type)
+        assert model.unknown_rows_ == 0
+
+
+def test_cogroup_keeps_timestamps_in_a_session_time_zone_other_than_utc(spark):
+    import datetime as dt
+
+    pdf = make_groups()
+    # Instants across Berlin's spring-forward night (aware: no local time is missing).
+    start = dt.datetime(2024, 3, 30, 22, 30, tzinfo=dt.timezone.utc)
+    pdf["seen"] = [start + dt.timedelta(hours=h) for h in range(len(pdf))]
+    old = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "Europe/Berlin")
+    try:
+        df = spark.createDataFrame(pdf)
+        model = fit_per_group(df, "store", LinearRegression(), FEATURES, "y")
+        by_broadcast = model.predict(df).orderBy("id").collect()
+        by_cogroup = model.predict(df, strategy="cogroup").orderBy("id").collect()
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", old)
+    assert by_cogroup == by_broadcast
+
+
+def test_a_group_column_named_like_a_models_column_is_refused(spark):
+    df = spark.createDataFrame(make_groups().rename(columns={"store": "model"}))
+    with pytest.raises(InvalidInputError, match=r"group column 'model' has the name of a column"):
+        fit_per_group(df, "model", LinearRegression(), FEATURES, "y")
+
+
+def test_get_model_with_a_key_of_another_type_is_no_such_group(spark):
+    model = fit_per_group(
+        spark.createDataFrame(make_groups()), "store", LinearRegression(), FEATURES, "y"
+    )
+    with pytest.raises(InvalidInputError, match=r"no group 1 in 'store' \(string keys\)"):
+        model.get_model(1)

@@ -75,6 +75,7 @@ from sparklift.inference import (
     _ScoreSpec,
     _spark_type,
     _to_float,
+    _warn_null_rows,
     _zeros,
 )
 
@@ -295,6 +296,10 @@ def _key_list(keys: pa.Array) -> list[Any]:
     return values
 
 
+#: The columns of ``GroupedModel.models`` besides the group key.
+MODEL_COLUMNS = ("model", "n_rows", "train_score", "fit_seconds", "error")
+
+
 def _models_schema(df: DataFrame, group_col: str) -> Any:
     from pyspark.sql.types import (
         BinaryType,
@@ -379,6 +384,12 @@ def fit_per_group(
         The biggest group exceeds ``max_rows_per_group``.
     """
     feature_cols = _check_columns(df, group_col, feature_cols, label_col)
+    if group_col in MODEL_COLUMNS:
+        raise InvalidInputError(
+            f"group column '{group_col}' has the name of a column of GroupedModel.models "
+            f"({', '.join(MODEL_COLUMNS)}); rename it first, e.g. "
+            f"df.withColumnRenamed('{group_col}', '{group_col}_key')"
+        )
     if not callable(getattr(estimator, "fit", None)):
         raise InvalidInputError(f"estimator {type(estimator).__name__} has no fit method")
     if label_col is None and _is_supervised(estimator):
@@ -499,10 +510,27 @@ def _check_columns(
 # --------------------------------------------------------------------------
 
 
+#: Methods whose output columns stand for the model's classes, in ``classes_`` order.
+PER_CLASS_METHODS = ("predict_proba", "predict_log_proba", "decision_function")
+
+
+def _classes(model: Any) -> tuple[Any, ...] | None:
+    """A classifier's ``classes_`` as a comparable tuple (one per output), else None."""
+    classes = getattr(model, "classes_", None)
+    if classes is None:
+        return None
+    if isinstance(classes, list):  # one array per output (multi-output)
+        return tuple(tuple(np.asarray(c).tolist()) for c in classes)
+    return tuple(np.asarray(classes).tolist())
+
+
 @dataclass(frozen=True)
 class _GroupSpec:
     group_col: str
     score: _ScoreSpec
+    #: The classes every group's model must have, when a method's output is per class.
+    classes: tuple[Any, ...] | None = None
+    classes_of: Any = None  # the group the classes were read from
 
 
 def _score_grouped_batches(
@@ -534,6 +562,8 @@ def _score_groups(
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
             code = codes[start]
             model = models.get(uniques[code]) if code >= 0 else None
+            if model is not None and spec.classes is not None:
+                _check_classes(model, uniques[code], spec)
             n = end - start
             mask = np.ones(n, dtype=bool) if model is None else np.zeros(n, dtype=bool)
             if null_mask is not None:
@@ -615,6 +645,25 @@ def _cogroup_arrow(
 # --------------------------------------------------------------------------
 
 
+def _check_classes(model: Any, key: Any, spec: _GroupSpec) -> None:
+    """Refuse a group whose classifier knows other classes than the one the output was typed from.
+
+    Its probabilities (or decision values) would sit at positions that mean
+    other classes in other rows, or make arrays of another length.
+    """
+    theirs = _classes(model)
+    if theirs == spec.classes:
+        return
+    methods = ", ".join(m for m in spec.score.methods if m in PER_CLASS_METHODS)
+    raise InvalidInputError(
+        f"group {key!r} of '{spec.group_col}' has a model with classes {list(theirs or ())}, "
+        f"group {spec.classes_of!r} one with classes {list(spec.classes)}: {methods} would "
+        "put different classes at the same array positions in different rows. Fit every "
+        "group on the same set of labels, score such groups separately (filter on "
+        f"'{spec.group_col}'), or use method='predict'."
+    )
+
+
 def _check_shape(out: np.ndarray | None, kind: str, method: str, key: Any, group_col: str) -> None:
     """Refuse a group whose model's output has another shape than the column's type.
 
@@ -630,7 +679,7 @@ def _check_shape(out: np.ndarray | None, kind: str, method: str, key: Any, group
         f"group {key!r}: its model's {method} gives {shape}, but the output column was "
         f"typed from another group's model ({expected}); groups' models differ (e.g. in "
         f"their number of classes). Score such groups separately (filter on "
-        f"'{group_col}'), or use a method with one shape for all (predict_proba)."
+        f"'{group_col}')."
     )
 
 
@@ -748,10 +797,16 @@ class GroupedModel:
         """
         from pyspark.sql import functions as F
 
+        key_type = self.models.schema[self.group_col].dataType
+        # A key the column's type cannot hold ('b' for a bigint key) finds no
+        # group rather than failing the cast (ANSI mode).
+        wanted = F.lit(key).try_cast(key_type)
         with translate_errors():
-            row = self.models.where(col(self.group_col).eqNullSafe(F.lit(key))).first()
+            row = self.models.where(col(self.group_col) == wanted).first()
         if row is None:
-            raise InvalidInputError(f"no group {key!r} in '{self.group_col}'")
+            raise InvalidInputError(
+                f"no group {key!r} in '{self.group_col}' ({key_type.simpleString()} keys)"
+            )
         if row["model"] is None:
             raise InvalidInputError(f"group {key!r} has no model: its fit failed ({row['error']})")
         return self._load(row["model"])
@@ -881,15 +936,19 @@ class GroupedModel:
 
         if strategy == "broadcast":
             models = self._all_models()
-            sample_model = next(iter(models.values()))
+            sample_key, sample_model = next(iter(models.items()))
         else:
             from pyspark.sql import functions as F
 
             with translate_errors():
-                row = self.models.where(F.col("model").isNotNull()).select("model").first()
+                row = (
+                    self.models.where(F.col("model").isNotNull())
+                    .select(col(self.group_col), "model")
+                    .first()
+                )
             if row is None:
                 raise NotFittedError("no group has a fitted model (every fit failed)")
-            sample_model = self._load(row[0])
+            sample_key, sample_model = row[0], self._load(row[1])
         methods = _check_methods(sample_model, method)
         # A row of zeros first (no Spark job), then the data's first rows, for
         # models that refuse zeros (a log or Box-Cox transform).
@@ -902,6 +961,8 @@ class GroupedModel:
             ],
         )
         self._count_unknown(df, on_unknown, output_col)
+        if on_null == "null":
+            _warn_null_rows(df, list(self.feature_cols), None, output_col)
 
         score = _ScoreSpec(
             model_name=type(sample_model).__name__,
@@ -918,7 +979,16 @@ class GroupedModel:
             output_col=output_col,
             example_cols=(self.group_col,),
         )
-        spec = _GroupSpec(group_col=self.group_col, score=score)
+        per_class = any(m in PER_CLASS_METHODS for m in methods)
+        spec = _GroupSpec(
+            group_col=self.group_col,
+            score=score,
+            classes=_classes(sample_model) if per_class else None,
+            classes_of=sample_key,
+        )
+        if strategy == "broadcast" and spec.classes is not None:
+            for key, model in models.items():  # all here already: refuse before the job
+                _check_classes(model, key, spec)
         if score.as_struct:
             out_type: Any = StructType(
                 [StructField(m, _spark_type(k), True) for m, k in zip(methods, kinds, strict=True)]
@@ -935,15 +1005,26 @@ class GroupedModel:
         return self._predict_cogroup(df, spec, schema)
 
     def _predict_cogroup(self, df: DataFrame, spec: _GroupSpec, schema: Any) -> DataFrame:
+        from pyspark.sql.pandas.types import to_arrow_schema
+
         score = functools.partial(
             _cogroup_arrow,
             spec=spec,
-            schema=arrow_schema(df, schema),
+            # Spark hands a cogroup's Arrow UDF timestamps in UTC, and wants them
+            # back so (mapInArrow uses the session time zone: see arrow_schema).
+            schema=to_arrow_schema(schema, timezone="UTC"),
             trusted=self.trusted,
             allow_pickle=self._pickle_ok,
         )
 
-        models = self.models.select(col(self.group_col), "model")
+        # Keys meet by hash in a cogroup, so both sides must be of one type:
+        # the models' keys take the data's (numbers of other types are let
+        # through by _check_key_type; a key the type cannot hold matches no row).
+        key_type = df.schema[self.group_col].dataType
+        model_key = col(self.group_col)
+        if self.models.schema[self.group_col].dataType != key_type:
+            model_key = model_key.try_cast(key_type)
+        models = self.models.select(model_key.alias(self.group_col), "model")
         data, data_names = positional_names(df)
         models, model_names = positional_names(models)
         key = data.columns[df.columns.index(self.group_col)]

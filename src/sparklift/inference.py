@@ -602,6 +602,23 @@ def _null_rows_count(df: DataFrame, input_cols: list[str] | None, array_col: str
     return int(df.where(condition).count())
 
 
+def _warn_null_rows(
+    df: DataFrame, input_cols: list[str] | None, array_col: str | None, output_col: str
+) -> None:
+    """Count the rows ``on_null="null"`` gives a null output, and warn with the count.
+
+    The warning points at the caller of the public function that called this.
+    """
+    count = _null_rows_count(df, input_cols, array_col)
+    if count:
+        warnings.warn(
+            NullFeaturesWarning(
+                f"{count} rows have a null feature; their '{output_col}' is null", count
+            ),
+            stacklevel=3,
+        )
+
+
 def predict(
     df: DataFrame,
     model: Any,
@@ -714,14 +731,7 @@ def predict(
     kinds = _infer_kinds(model, methods, samples)
 
     if on_null == "null":
-        count = _null_rows_count(scored_df, input_cols, array_col)
-        if count:
-            warnings.warn(
-                NullFeaturesWarning(
-                    f"{count} rows have a null feature; their '{output_col}' is null", count
-                ),
-                stacklevel=2,
-            )
+        _warn_null_rows(scored_df, input_cols, array_col, output_col)
 
     example_cols = tuple(
         c for c in df.columns if c not in (input_cols or []) and c != features_col
