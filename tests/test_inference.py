@@ -362,6 +362,26 @@ def test_transformer_overwrite_and_pickle_opt_in(spark, tmp_path):
         ModelTransformer(inputCols=COLS).transform(frame(spark, X))
 
 
+def test_a_pickled_stage_inside_a_saved_pipeline_loads_within_trusting(spark, tmp_path):
+    """PipelineModel.load has no trust argument: ModelTransformer.trusting supplies it."""
+    from pyspark.ml import PipelineModel
+
+    X, _ = make_data(9, n=50)
+    model = ThresholdModel(0.0)
+    stage = ModelTransformer(model=model, inputCols=COLS, serializer="pickle")
+    path = str(tmp_path / "pipeline")
+    PipelineModel(stages=[stage]).save(path)
+    with pytest.raises(ModelFormatError, match=r"ModelTransformer\.trusting\("):
+        PipelineModel.load(path)
+    with ModelTransformer.trusting(allow_pickle=True):
+        loaded = PipelineModel.load(path)
+    got = scored_pandas(loaded.transform(frame(spark, X)))
+    np.testing.assert_array_equal(got["prediction"], model.predict(X))
+    # The trust ends with the block.
+    with pytest.raises(ModelFormatError, match=r"allow_pickle"):
+        PipelineModel.load(path)
+
+
 def test_a_class_from_main_cannot_be_loaded_elsewhere_and_says_why(tmp_path):
     class Constant:
         def predict(self, X):

@@ -26,6 +26,8 @@ only, so scoring works on Spark Classic, a cluster and Spark Connect.
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import math
@@ -993,6 +995,37 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCol, MLReadable, MLWr
         """A reader; ``read().trust(types, allow_pickle=...)`` widens what it may load."""
         return _ModelTransformerReader(cls)
 
+    @staticmethod
+    @contextlib.contextmanager
+    def trusting(types: Sequence[str] = (), *, allow_pickle: bool = False) -> Iterator[None]:
+        """Widen what every ModelTransformer loaded inside the block may load.
+
+        For stages loaded by someone else's reader, such as
+        ``PipelineModel.load``, which gives no way to pass ``trust``::
+
+            with ModelTransformer.trusting(["mypkg.MyScaler"], allow_pickle=True):
+                pipeline = PipelineModel.load(path)
+
+        Parameters
+        ----------
+        types : list of str
+            Extra types skops may load (fully qualified names).
+        allow_pickle : bool, default False
+            Whether a model saved with ``serializer="pickle"`` may be loaded:
+            only for files you trust, as unpickling runs code.
+        """
+        token = _TRUST.set((tuple(types), bool(allow_pickle)))
+        try:
+            yield
+        finally:
+            _TRUST.reset(token)
+
+
+#: What ``ModelTransformer.trusting`` adds to every load in its block.
+_TRUST: contextvars.ContextVar[tuple[tuple[str, ...], bool]] = contextvars.ContextVar(
+    "sparklift_model_transformer_trust", default=((), False)
+)
+
 
 class _ModelTransformerWriter(InstanceWriter):
     def saveImpl(self, path: str) -> None:
@@ -1042,15 +1075,20 @@ class _ModelTransformerReader(MLReader["ModelTransformer"]):
         row = spark.read.parquet(os.path.join(path, "model")).first()
         if row is None:
             raise ModelFormatError(f"{path}/model holds no model")
+        types, allow_pickle = _TRUST.get()
         try:
             instance.model = _serialize.loads(
-                bytes(row[0]), trusted=self._trusted, allow_pickle=self._allow_pickle
+                bytes(row[0]),
+                trusted=(*self._trusted, *types),
+                allow_pickle=self._allow_pickle or allow_pickle,
             )
         except ModelFormatError as exc:
             if "allow_pickle" not in str(exc) and "trusted=" not in str(exc):
                 raise
             raise ModelFormatError(
                 f"{exc}. For a saved ModelTransformer that is "
-                "ModelTransformer.read().trust([types], allow_pickle=...).load(path)"
+                "ModelTransformer.read().trust([types], allow_pickle=...).load(path); "
+                "for one inside a saved Pipeline, load the Pipeline within "
+                "`with ModelTransformer.trusting([types], allow_pickle=...):`"
             ) from None
         return instance
