@@ -479,6 +479,17 @@ def test_groups_whose_outputs_differ_in_shape_are_a_clear_error(spark):
         )
 
 
+def test_an_output_of_another_shape_than_the_columns_type_is_refused():
+    from sparklift.grouped import _check_shape
+
+    _check_shape(np.zeros(3), "double", "predict", "a", "g")
+    _check_shape(np.zeros((3, 2)), "array", "transform", "a", "g")
+    with pytest.raises(InvalidInputError, match=r"group 'b': its model's transform gives 2 values"):
+        _check_shape(np.zeros((3, 2)), "double", "transform", "b", "g")
+    with pytest.raises(InvalidInputError, match=r"group 'c': .* gives one value a row"):
+        _check_shape(np.zeros(3), "array", "transform", "c", "g")
+
+
 def test_same_number_of_classes_but_other_classes_is_refused(spark):
     """Two groups with two classes each, not the same two: probabilities would mislead."""
     rng = np.random.default_rng(3)
@@ -527,10 +538,11 @@ def test_cogroup_keeps_timestamps_in_a_session_time_zone_other_than_utc(spark):
     assert by_cogroup == by_broadcast
 
 
-def test_a_group_column_named_like_a_models_column_is_refused(spark):
-    df = spark.createDataFrame(make_groups().rename(columns={"store": "model"}))
-    with pytest.raises(InvalidInputError, match=r"group column 'model' has the name of a column"):
-        fit_per_group(df, "model", LinearRegression(), FEATURES, "y")
+@pytest.mark.parametrize("name", ["model", "Model", "ERROR"])
+def test_a_group_column_named_like_a_models_column_is_refused(spark, name):
+    df = spark.createDataFrame(make_groups().rename(columns={"store": name}))
+    with pytest.raises(InvalidInputError, match=rf"group column '{name}' has the name of a column"):
+        fit_per_group(df, name, LinearRegression(), FEATURES, "y")
 
 
 def test_get_model_with_a_key_of_another_type_is_no_such_group(spark):
@@ -539,3 +551,30 @@ def test_get_model_with_a_key_of_another_type_is_no_such_group(spark):
     )
     with pytest.raises(InvalidInputError, match=r"no group 1 in 'store' \(string keys\)"):
         model.get_model(1)
+    pdf = make_groups()
+    pdf["store"] = pdf["store"].map({g: i for i, g in enumerate(GROUPS)})  # bigint keys 0-3
+    model = fit_per_group(spark.createDataFrame(pdf), "store", LinearRegression(), FEATURES, "y")
+    for key in (1.5, True, "b", "1.5"):
+        with pytest.raises(InvalidInputError, match=r"no group .* \(bigint keys\)"):
+            model.get_model(key)
+    reference = local_fit(pdf, LinearRegression, "y")
+    for key in (1, 1.0, "1"):  # the same number, however written
+        np.testing.assert_array_equal(model.get_model(key).coef_, reference[1].coef_)
+
+
+def test_cogroup_never_rounds_a_models_key_onto_another_group(spark):
+    """Models keyed 1.0, 1.5 and 2.0 (double), rows keyed by a narrower type: no rounding."""
+    from pyspark.sql import functions as F
+
+    rng = np.random.default_rng(5)
+    keys = np.repeat([1.0, 1.5, 2.0], 20)
+    slope = {1.0: 1.0, 1.5: 100.0, 2.0: 5.0}
+    pdf = pd.DataFrame({"k": keys, "x0": rng.normal(size=60)})
+    pdf["y"] = pdf["x0"] * pdf["k"].map(slope)
+    model = fit_per_group(spark.createDataFrame(pdf), "k", LinearRegression(), ["x0"], "y")
+    rows = spark.createDataFrame(pd.DataFrame({"k": [1.0, 2.0], "x0": [1.0, 1.0]}))
+    for key_type in ("decimal(3,0)", "int"):
+        narrow = rows.withColumn("k", F.col("k").cast(key_type))
+        for strategy in ("broadcast", "cogroup"):
+            got = model.predict(narrow, strategy=strategy).orderBy("k").toPandas()
+            np.testing.assert_allclose(got["prediction"], [1.0, 5.0], err_msg=(key_type, strategy))

@@ -380,6 +380,12 @@ def test_a_pickled_stage_inside_a_saved_pipeline_loads_within_trusting(spark, tm
     # The trust ends with the block.
     with pytest.raises(ModelFormatError, match=r"allow_pickle"):
         PipelineModel.load(path)
+    # Nested blocks add to the outer one.
+    from sparklift.inference import _TRUST
+
+    with ModelTransformer.trusting(["mypkg.A"]), ModelTransformer.trusting(allow_pickle=True):
+        assert _TRUST.get() == (("mypkg.A",), True)
+    assert _TRUST.get() == ((), False)
 
 
 def test_a_class_from_main_cannot_be_loaded_elsewhere_and_says_why(tmp_path):

@@ -120,6 +120,14 @@ def test_bad_search_arguments_are_one_line_before_the_search(
     assert message in _one_error_line(capsys)
 
 
+def test_estimator_params_of_an_estimator_without_declared_rules_are_passed_on():
+    """hmmlearn and users' own estimators declare no _parameter_constraints."""
+    from sparklift.tuning.cli import _estimator
+
+    model = _estimator("hmmlearn.hmm.GaussianHMM", '{"n_components": 3}')
+    assert model.n_components == 3
+
+
 def test_unknown_estimator_parameter_is_named(parquet, capsys, no_search):
     path, _, _ = parquet
     assert main(_tune_args(path, "--estimator-params", '{"max_iters": 5}')) == 1

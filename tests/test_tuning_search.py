@@ -263,20 +263,39 @@ def test_search_in_a_worker_process_warns_and_fits_there(spark, classification, 
     from sparklift.tuning import SearchInWorkerWarning
 
     X, y = classification
+    grid = {"C": [0.01, 1.0]}
+    ref = skms.GridSearchCV(LogisticRegression(), grid, cv=2).fit(X, y)
     monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
     monkeypatch.setattr(sparklift.session, "starts_local_jvm", lambda: True)
+    process = multiprocessing.current_process()
+    monkeypatch.setattr(process, "name", "LokyProcess-1")
     with pytest.warns(SearchInWorkerWarning, match=r"worker process .* n_jobs=1"):
-        ours = GridSearchCV(LogisticRegression(), {"C": [0.01, 1.0]}, cv=2).fit(X, y)
-    ref = skms.GridSearchCV(LogisticRegression(), {"C": [0.01, 1.0]}, cv=2).fit(X, y)
+        ours = GridSearchCV(LogisticRegression(), grid, cv=2).fit(X, y)
     assert_same_results(ours, ref)
     assert ours.spark_transfer_.n_fits == 0
+    # A program's own child process (multiprocessing.Process) is not a pool
+    # worker: its search goes to Spark, as the program asked (here, the
+    # test's session; get_spark would start one).
+    monkeypatch.setattr(process, "name", "Process-1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SearchInWorkerWarning)
+        ours = GridSearchCV(LogisticRegression(), grid, cv=2).fit(X, y)
+    assert ours.spark_transfer_.n_fits == 4
 
 
 def test_starts_local_jvm_only_without_a_session_or_a_remote_server(spark, monkeypatch):
     import sparklift.session as session
 
     assert session.starts_local_jvm() is False  # the test session is active
-    monkeypatch.setattr(session, "active_session", lambda: None)
+    # Another thread sees no active session of its own, but the process has one.
+    import threading
+
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(session.starts_local_jvm()))
+    thread.start()
+    thread.join()
+    assert seen == [False]
+    monkeypatch.setattr(session, "_session_in_process", lambda: False)
     for remote, starts in [(None, True), ("local[2]", True), ("sc://spark.example:15002", False)]:
         if remote is None:
             monkeypatch.delenv("SPARK_REMOTE", raising=False)

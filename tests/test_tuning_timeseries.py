@@ -541,6 +541,12 @@ def test_string_times_that_are_not_valid_utf8_keep_their_rows(spark):
     # Cut-off at point c: train on points 0..c, validate on point c + 1 (0x80 follows "z").
     model = _probe_cv(timeCol="t", cutoffs=["z", "\u00e9"], horizon=1).fit(df)
     assert model.foldMetrics == [[1000.0 * 3 + 3 * 2], [1000.0 * 10 + 5 * 4]]
+    # Python's surrogateescape form names the byte 0x80 itself (bytes work too).
+    for cutoff in ("\udc80", b"\x80"):
+        model = _probe_cv(timeCol="t", cutoffs=[cutoff], horizon=1).fit(df)
+        assert model.foldMetrics == [[1000.0 * 6 + 4 * 3]]
+    with pytest.raises(InvalidInputError, match=r"cutoffs\[0\] = '\\ud800' holds a lone"):
+        _probe_cv(timeCol="t", cutoffs=["\ud800"], horizon=1).fit(df)
 
 
 def test_nan_times_are_refused_like_nulls(spark):

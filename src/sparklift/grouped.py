@@ -384,7 +384,7 @@ def fit_per_group(
         The biggest group exceeds ``max_rows_per_group``.
     """
     feature_cols = _check_columns(df, group_col, feature_cols, label_col)
-    if group_col in MODEL_COLUMNS:
+    if group_col.lower() in MODEL_COLUMNS:  # Spark resolves names case-insensitively
         raise InvalidInputError(
             f"group column '{group_col}' has the name of a column of GroupedModel.models "
             f"({', '.join(MODEL_COLUMNS)}); rename it first, e.g. "
@@ -668,8 +668,9 @@ def _check_shape(out: np.ndarray | None, kind: str, method: str, key: Any, group
     """Refuse a group whose model's output has another shape than the column's type.
 
     The type is inferred from one group's model; another group's may differ
-    (``decision_function`` is one value a row for two classes, one per class
-    for more).
+    (a model of the user's whose output is one value a row for some groups
+    and several for others). Classifiers with other classes are refused
+    before this, by :func:`_check_classes`.
     """
     if out is None or (kind == "array") == (np.ndim(out) == 2):
         return
@@ -677,9 +678,8 @@ def _check_shape(out: np.ndarray | None, kind: str, method: str, key: Any, group
     expected = "an array a row" if kind == "array" else "one value a row"
     raise InvalidInputError(
         f"group {key!r}: its model's {method} gives {shape}, but the output column was "
-        f"typed from another group's model ({expected}); groups' models differ (e.g. in "
-        f"their number of classes). Score such groups separately (filter on "
-        f"'{group_col}')."
+        f"typed from another group's model ({expected}); groups' models differ. Score "
+        f"such groups separately (filter on '{group_col}')."
     )
 
 
@@ -796,13 +796,23 @@ class GroupedModel:
             No such group, or its fit failed (the message carries its error).
         """
         from pyspark.sql import functions as F
+        from pyspark.sql.types import BooleanType, StringType
 
         key_type = self.models.schema[self.group_col].dataType
-        # A key the column's type cannot hold ('b' for a bigint key) finds no
-        # group rather than failing the cast (ANSI mode).
-        wanted = F.lit(key).try_cast(key_type)
-        with translate_errors():
-            row = self.models.where(col(self.group_col) == wanted).first()
+        text_keys = isinstance(key_type, StringType)
+        row = None
+        if isinstance(key, str) and not text_keys:
+            # Text for another type: '7' finds 7, 'b' nothing (no ANSI cast error).
+            wanted = F.lit(key).try_cast(key_type)
+        elif text_keys != isinstance(key, str) or (
+            isinstance(key, bool) != isinstance(key_type, BooleanType)
+        ):
+            wanted = None  # 1 is no string key, True no number
+        else:
+            wanted = F.lit(key)  # numbers compare by value, as Spark widens them
+        if wanted is not None:
+            with translate_errors():
+                row = self.models.where(col(self.group_col).eqNullSafe(wanted)).first()
         if row is None:
             raise InvalidInputError(
                 f"no group {key!r} in '{self.group_col}' ({key_type.simpleString()} keys)"
@@ -1020,10 +1030,16 @@ class GroupedModel:
         # Keys meet by hash in a cogroup, so both sides must be of one type:
         # the models' keys take the data's (numbers of other types are let
         # through by _check_key_type; a key the type cannot hold matches no row).
+        from pyspark.sql import functions as F
+
         key_type = df.schema[self.group_col].dataType
+        own_type = self.models.schema[self.group_col].dataType
         model_key = col(self.group_col)
-        if self.models.schema[self.group_col].dataType != key_type:
-            model_key = model_key.try_cast(key_type)
+        if own_type != key_type:
+            # Only keys the data's type holds exactly: a narrower type would
+            # round 1.5 to 2 and give group 2's rows group 1.5's model.
+            cast = model_key.try_cast(key_type)
+            model_key = F.when(cast.try_cast(own_type) == model_key, cast)
         models = self.models.select(model_key.alias(self.group_col), "model")
         data, data_names = positional_names(df)
         models, model_names = positional_names(models)

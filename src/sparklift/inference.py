@@ -1001,7 +1001,9 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCol, MLReadable, MLWr
         """Widen what every ModelTransformer loaded inside the block may load.
 
         For stages loaded by someone else's reader, such as
-        ``PipelineModel.load``, which gives no way to pass ``trust``::
+        ``PipelineModel.load``, which gives no way to pass ``trust``. It holds
+        for loads in this thread (a context variable), and nested blocks add
+        to the outer one::
 
             with ModelTransformer.trusting(["mypkg.MyScaler"], allow_pickle=True):
                 pipeline = PipelineModel.load(path)
@@ -1014,7 +1016,8 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCol, MLReadable, MLWr
             Whether a model saved with ``serializer="pickle"`` may be loaded:
             only for files you trust, as unpickling runs code.
         """
-        token = _TRUST.set((tuple(types), bool(allow_pickle)))
+        outer_types, outer_pickle = _TRUST.get()  # nested blocks add to the outer one
+        token = _TRUST.set(((*outer_types, *types), outer_pickle or bool(allow_pickle)))
         try:
             yield
         finally:

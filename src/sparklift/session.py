@@ -144,13 +144,36 @@ def active_session() -> SparkSession | None:
     return ConnectSession.getActiveSession()
 
 
+def _session_in_process() -> bool:
+    """Whether this process has a session: active in this thread, or another thread's default."""
+    if active_session() is not None:
+        return True
+    from pyspark.sql import SparkSession
+
+    kinds: list[Any] = [SparkSession]
+    try:
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+        kinds.append(ConnectSession)
+    except ImportError:  # Connect's extra dependencies (grpc) are not installed.
+        pass
+    for kind in kinds:
+        try:
+            kind.active()  # the thread's active session, else the process's default
+            return True
+        except Exception:  # none of that kind
+            continue
+    return False
+
+
 def starts_local_jvm() -> bool:
     """Whether :func:`get_spark` would start a Spark JVM in this process.
 
-    True when no session is active and ``SPARK_REMOTE`` names no remote
-    Connect server (unset, or ``local[...]``, which starts one here).
+    True when the process has no session (in any thread) and ``SPARK_REMOTE``
+    names no remote Connect server (unset, or ``local[...]``, which starts
+    one here).
     """
-    if active_session() is not None:
+    if _session_in_process():
         return False
     remote = os.environ.get(ENV_REMOTE)
     return not remote or remote.startswith("local")

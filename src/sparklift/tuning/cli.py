@@ -76,7 +76,8 @@ def _estimator(path: str, params_json: str | None) -> Any:
     # scikit-learn checks values (a string for max_iter) only in fit: check
     # them here, before any fit runs, where the estimator declares its rules.
     validate = getattr(estimator, "_validate_params", None)
-    if params and callable(validate):
+    declared = isinstance(getattr(type(estimator), "_parameter_constraints", None), dict)
+    if params and declared and callable(validate):
         try:
             validate()
         except (TypeError, ValueError) as exc:

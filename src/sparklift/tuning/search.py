@@ -75,6 +75,20 @@ _DISPATCHER: contextvars.ContextVar[_SparkDispatcher | None] = contextvars.Conte
 )
 
 
+#: Name prefixes of the worker processes of joblib's loky backend, of
+#: multiprocessing.Pool (joblib's multiprocessing backend) and its variants.
+POOL_WORKER_NAMES = ("LokyProcess", "ForkPoolWorker", "SpawnPoolWorker", "ForkServerPoolWorker")
+
+
+def _in_pool_worker() -> bool:
+    """Whether this process is a worker of a process pool (not a program's own child)."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:
+        return False
+    return multiprocessing.current_process().name.startswith(POOL_WORKER_NAMES)
+
+
 class SearchInWorkerWarning(UserWarning):
     """A search was fitted in a worker process without a Spark session.
 
@@ -289,9 +303,7 @@ class _SparkSearchMixin:
         # search is the estimator of cross_val_score(..., n_jobs=2): a Spark
         # of its own there would be one more JVM per worker, off the user's
         # cluster.
-        in_worker = (
-            not in_task and multiprocessing.parent_process() is not None and starts_local_jvm()
-        )
+        in_worker = not in_task and _in_pool_worker() and starts_local_jvm()
         if in_worker:
             warnings.warn(
                 f"{type(self).__name__}.fit runs in a worker process (pid "

@@ -325,6 +325,23 @@ def _time_key(time_col: str, data_type: Any) -> tuple[Any, Any]:
     return column, F.lit
 
 
+def _utf8_bytes(cutoff: Any, i: int, time_col: str) -> Any:
+    """A text cut-off as the bytes it is compared by; anything else unchanged.
+
+    Lone surrogates written by Python's ``surrogateescape`` stand for the
+    bytes they escape, so a cut-off can name a value that is not UTF-8.
+    """
+    if not isinstance(cutoff, str):
+        return cutoff
+    try:
+        return cutoff.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            f"cutoffs[{i}] = {cutoff!r} holds a lone surrogate that stands for no byte; give "
+            f"'{time_col}' cut-offs as text or as bytes."
+        ) from None
+
+
 def _is_binary_string(data_type: Any) -> bool:
     """A string type compared byte by byte (Spark's default collation)."""
     from pyspark.sql.types import StringType
@@ -753,9 +770,9 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             search = None
             if is_timestamp:
                 search = (keys, _timestamp_cutoff_keys(dataset.sparkSession, cutoffs, time_col))
-            elif _is_binary_string(time_type):
+            elif as_bytes:
                 # Searched among the points' bytes, in the order they were sorted in.
-                search = (keys, [c.encode() if isinstance(c, str) else c for c in cutoffs])
+                search = (keys, [_utf8_bytes(c, i, time_col) for i, c in enumerate(cutoffs)])
             cutoff_indices = _cutoff_indices(cutoffs, times, time_col, search)
         folds = build_folds(n_points, cutoff_indices=cutoff_indices, **common)
         bounds = [
