@@ -517,6 +517,17 @@ def test_dates_before_the_gregorian_reform_are_exact(spark):
     assert model.foldMetrics == [[3000.0 + 3 * 2], [6000.0 + 4 * 3]]
 
 
+def _invalid_utf8_times(spark):
+    """Time points a, z, 0x80 (not UTF-8), é, 0xFF (not UTF-8); point h has h + 1 rows of hour h."""
+    from pyspark.sql import functions as F
+
+    hex_times = ["61", "7A", "80", "C3A9", "FF"]
+    rows = [(t, h) for h, t in enumerate(hex_times) for _ in range(h + 1)]
+    return spark.createDataFrame(rows, "hex string, hour int").select(
+        F.unhex("hex").cast("string").alias("t"), "hour"
+    )
+
+
 @pytest.mark.smoke
 def test_string_times_that_are_not_valid_utf8_keep_their_rows(spark):
     """A string time column holding bytes that are not UTF-8 (as Parquet binary read as
@@ -526,13 +537,7 @@ def test_string_times_that_are_not_valid_utf8_keep_their_rows(spark):
     matches the row in Spark nor sorts where Spark sorts it: 0x80 comes before
     'é' (0xC3 0xA9) in Spark, after it as Python text.
     """
-    from pyspark.sql import functions as F
-
-    hex_times = ["61", "7A", "80", "C3A9", "FF"]  # a, z, (invalid), é, (invalid)
-    rows = [(t, h) for h, t in enumerate(hex_times) for _ in range(h + 1)]
-    df = spark.createDataFrame(rows, "hex string, hour int").select(
-        F.unhex("hex").cast("string").alias("t"), "hour"
-    )
+    df = _invalid_utf8_times(spark)
     model = _probe_cv(timeCol="t", numFolds=3, horizon=1).fit(df)
     # Fold k validates on point v = 2 + k (v + 1 rows of hour v) after points 0..v-1.
     expected = [[1000.0 * sum(range(1, v + 1)) + (v + 1) * v] for v in (2, 3, 4)]
@@ -541,6 +546,10 @@ def test_string_times_that_are_not_valid_utf8_keep_their_rows(spark):
     # Cut-off at point c: train on points 0..c, validate on point c + 1 (0x80 follows "z").
     model = _probe_cv(timeCol="t", cutoffs=["z", "\u00e9"], horizon=1).fit(df)
     assert model.foldMetrics == [[1000.0 * 3 + 3 * 2], [1000.0 * 10 + 5 * 4]]
+
+
+def test_string_cutoffs_can_name_bytes_that_are_not_utf8(spark):
+    df = _invalid_utf8_times(spark)
     # Python's surrogateescape form names the byte 0x80 itself (bytes work too).
     for cutoff in ("\udc80", b"\x80"):
         model = _probe_cv(timeCol="t", cutoffs=[cutoff], horizon=1).fit(df)
