@@ -34,7 +34,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -999,6 +999,7 @@ class GroupedModel:
         if strategy == "broadcast" and spec.classes is not None:
             for key, model in models.items():  # all here already: refuse before the job
                 _check_classes(model, key, spec)
+            spec = replace(spec, classes=None)  # checked: the scoring tasks need not again
         if score.as_struct:
             out_type: Any = StructType(
                 [StructField(m, _spark_type(k), True) for m, k in zip(methods, kinds, strict=True)]

@@ -146,8 +146,6 @@ def active_session() -> SparkSession | None:
 
 def _session_in_process() -> bool:
     """Whether this process has a session: active in this thread, or another thread's default."""
-    if active_session() is not None:
-        return True
     from pyspark.sql import SparkSession
 
     kinds: list[Any] = [SparkSession]
