@@ -424,6 +424,7 @@ def test_multinomial_varying_totals_fit_like_hmmlearn(spark):
         model.sample(3)
 
 
+@pytest.mark.filterwarnings("ignore:Fitting a model with")  # tiny data, on purpose
 def test_multinomial_rejects_fractional_counts_in_fit_and_scoring(spark):
     frac = spark.createDataFrame([([[1.5, 1.5]],)], "sequence array<array<double>>")
     with pytest.raises(InvalidColumnTypeError, match="integer"):
@@ -435,6 +436,7 @@ def test_multinomial_rejects_fractional_counts_in_fit_and_scoring(spark):
             score(frac)
 
 
+@pytest.mark.filterwarnings("ignore:Column .events. has one number per frame")
 def test_multinomial_with_one_count_per_frame_is_checked_like_hmmlearn(spark):
     """array<int>: a frame of one count, its own total (hmmlearn's X of one column)."""
     X = np.array([[1], [2], [0], [2], [2]])
@@ -449,6 +451,7 @@ def test_multinomial_with_one_count_per_frame_is_checked_like_hmmlearn(spark):
         model.copy({model.n_trials: 3}).fit(df)
 
 
+@pytest.mark.filterwarnings("ignore:Fitting a model with")  # tiny data, on purpose
 def test_a_state_without_transitions_out_is_refused_at_its_iteration(spark):
     """Length-1 sequences: no transition is ever expected, transmat_ rows would be zero."""
     df = sequences_from_arrays(spark, np.array([[0], [1], [1]]), [1, 1, 1])

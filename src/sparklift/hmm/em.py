@@ -442,7 +442,7 @@ def _sample_partition(
     length: int,
     seed: int,
     nested: bool,
-    categorical: bool,
+    integral: bool,
     names: list[str],
 ) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
@@ -460,17 +460,15 @@ def _sample_partition(
             frames.append(X)
             paths.append(states)
         offsets = np.arange(0, (len(ids) + 1) * length, length)
-        X = np.concatenate(frames)
-        if categorical:
-            values = pa.array(X.reshape(-1).astype(np.int64))
-        elif nested:
+        # Symbols and counts as integers, the type the model reads them in.
+        X = np.concatenate(frames).astype(np.int64 if integral else np.float64)
+        if nested:
             n_features = X.shape[1]
             values = _list_array(
-                pa.array(X.astype(np.float64).reshape(-1)),
-                np.arange(0, X.shape[0] * n_features + 1, n_features),
+                pa.array(X.reshape(-1)), np.arange(0, X.shape[0] * n_features + 1, n_features)
             )
         else:
-            values = pa.array(X.astype(np.float64).reshape(-1))
+            values = pa.array(X.reshape(-1))
         yield pa.RecordBatch.from_arrays(
             [
                 pa.array(ids, type=pa.int64()),

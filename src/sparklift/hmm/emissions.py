@@ -758,6 +758,9 @@ class PoissonEmissions(EmissionFamily):
         bad = (X < 0).any(axis=1)
         if bad.any():
             raise InvalidInputError(f"{int(bad.sum())} frames have negative counts")
+        bad = (np.round(X) != X).any(axis=1)
+        if bad.any():
+            raise InvalidInputError(f"{int(bad.sum())} frames have counts that are not whole")
 
     def init_params(
         self, params: Params, X: np.ndarray, n_components: int, init_params: str, rng: Any

@@ -94,6 +94,15 @@ def _int_at_least(minimum: int, name: str):
     return convert
 
 
+def _to_seed(value: Any) -> int:
+    if isinstance(value, (np.random.RandomState, np.random.Generator)):
+        raise TypeError(
+            "random_state must be an int (or unset): a Spark Param is saved with the model, "
+            "and a NumPy random generator cannot be. Pass a seed, e.g. random_state=0."
+        )
+    return TypeConverters.toInt(value)
+
+
 def _float_at_least(minimum: float, name: str):
     def convert(value: Any) -> float:
         out = TypeConverters.toFloat(value)
@@ -200,7 +209,7 @@ class _HMMParams(Params):
         "letters of the parameters initialised before EM; the others come from init_model",
         _letters("init_params"),
     )
-    random_state = _param("random_state", "seed of the initialisation", TypeConverters.toInt)
+    random_state = _param("random_state", "seed of the initialisation", _to_seed)
     startprob_prior = _param("startprob_prior", "Dirichlet prior of startprob_", _to_prior)
     transmat_prior = _param("transmat_prior", "Dirichlet prior of the rows of transmat_", _to_prior)
     algorithm = _param(
@@ -546,6 +555,7 @@ def _value_checks(family_name: str) -> dict[str, bool]:
     return {
         "nonnegative": family_name in ("poisson", "multinomial"),
         "integer": family_name == "multinomial",
+        "whole": family_name == "poisson",
     }
 
 
@@ -721,6 +731,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
                 hyper["n_trials"] = lo if lo == hi else None
             _check_priors(self, hyper, n_components, hyper["n_features"])
             family = family_cls(**hyper)
+            self._warn_degenerate(family, summary, n_components, col, dataset)
             return self._fit_cached(
                 data,
                 dataset.select(_spark.col(col)),
@@ -734,6 +745,33 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
             )
         finally:
             data.unpersist()
+
+    def _warn_degenerate(
+        self, family: Any, summary: Any, n_components: int, col: str, dataset: Any
+    ) -> None:
+        """hmmlearn's warnings for fits that cannot come to anything useful."""
+        nf = int(family.n_features)
+        if self._family_name == "multinomial" and not column_layout(dataset, col, "vector")[0]:
+            # hmmlearn < 0.3 called the categorical model MultinomialHMM.
+            warnings.warn(
+                f"Column '{col}' has one number per frame, so MultinomialHMM reads each frame "
+                "as a count of one single symbol (n_features=1) and its emissions can learn "
+                "nothing. For a sequence of symbols use CategoricalHMM (hmmlearn < 0.3's "
+                "MultinomialHMM); MultinomialHMM reads array<array<int>> frames of counts.",
+                UserWarning,
+                stacklevel=4,
+            )
+        # As hmmlearn: fewer data points (frames x columns of X) than free parameters.
+        per_letter = family.n_fit_scalars(n_components, nf)
+        n_scalars = sum(per_letter.get(c, 0) for c in self.getOrDefault("update_params"))
+        n_points = summary.n_frames * (1 if self._family_name == "categorical" else nf)
+        if n_points < n_scalars:
+            warnings.warn(
+                f"Fitting a model with {n_scalars} free scalar parameters with only "
+                f"{n_points} data points will result in a degenerate solution.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _fit_cached(
         self,
@@ -842,9 +880,19 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
         assert best is not None
         model = self._model_cls()
         self._copyValues(model)
-        model._set_fitted(
-            self._family_name, hyper, best[1], n_components, hyper["n_features"], best[2]
-        )
+        try:
+            model._set_fitted(
+                self._family_name, hyper, best[1], n_components, hyper["n_features"], best[2]
+            )
+        except ValueError as exc:
+            # hmmlearn returns such a model, and then refuses to score with it.
+            raise InvalidInputError(
+                f"EM ended with parameters that define no distribution: {exc}. A state that "
+                "gets (almost) no frames keeps only the prior, which for a 'full' or 'tied' "
+                "covariance is not positive-definite. Use fewer n_components, more data, "
+                "covariance_type='diag', or a covars_prior that is positive-definite (e.g. "
+                "0.01 * np.eye(n_features))."
+            ) from None
         return model
 
     # -- persistence -----------------------------------------------------------------
@@ -879,6 +927,8 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
         _check_class(document, cls, path)
         try:
             est = cls()
+            if document.get("uid"):
+                est._resetUid(document["uid"])  # as pyspark's own readers
             est._set(**_known_params(est, document.get("params", {}), path))
             if document.get("init_model"):
                 model = cls._model_cls()
@@ -1151,13 +1201,10 @@ class _HMMModel(Model, _HMMParams, _Persistable):
             else int(random_state)
         )
         nested = self._family_name != "categorical" and (self.n_features or 1) > 1
-        frame_type = (
-            LongType()
-            if self._family_name == "categorical"
-            else ArrayType(DoubleType())
-            if nested
-            else DoubleType()
-        )
+        # Symbols and counts are integers (hmmlearn samples them as such).
+        integral = self._family_name in ("categorical", "poisson", "multinomial")
+        value_type = LongType() if integral else DoubleType()
+        frame_type = ArrayType(value_type) if nested else value_type
         col, states_col = self.getOrDefault("sequence_col"), self.getOrDefault("states_col")
         schema = StructType(
             [
@@ -1172,7 +1219,7 @@ class _HMMModel(Model, _HMMParams, _Persistable):
             length=int(length),
             seed=seed,
             nested=nested,
-            categorical=self._family_name == "categorical",
+            integral=integral,
             names=["seq_id", col, states_col],
         )
         ids = spark.range(int(n_sequences)).withColumnRenamed("id", "seq_id")
@@ -1242,10 +1289,15 @@ class _HMMModel(Model, _HMMParams, _Persistable):
                 model._set(**{key: value})
             except (TypeError, ValueError):  # e.g. a RandomState instance as random_state
                 continue
-        n_features = getattr(obj, "n_features", None)
-        if n_features is None and "means" in params:
-            n_features = np.asarray(params["means"]).shape[-1]
-        hyper = {k: v for k, v in hyper.items() if k != "n_features"}
+        # From the parameters' shapes, as hmmlearn does for a model whose
+        # parameters were set by hand (its n_features is then still None).
+        n_features = hyper.pop("n_features")
+        declared = getattr(obj, "n_features", None)
+        if declared is not None and int(declared) != n_features:
+            raise InvalidInputError(
+                f"{type(obj).__name__} has inconsistent parameters: n_features={declared}, but "
+                f"its emission parameters are for {n_features} features."
+            )
         try:
             model._set_fitted(
                 name, hyper, params, n_components, n_features, getattr(obj, "monitor_", None)
@@ -1291,6 +1343,8 @@ class _HMMModel(Model, _HMMParams, _Persistable):
         _check_class(document, target, path)
         try:
             model = target()
+            if document.get("uid"):
+                model._resetUid(document["uid"])  # as pyspark's own readers
             model._set(**_known_params(model, document.get("params", {}), path))
             hyper = _hyper_from_json(document.get("hyper", {}))
             saved = document.get("monitor")

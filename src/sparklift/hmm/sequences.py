@@ -17,7 +17,7 @@ The names used by the rest of :mod:`sparklift.hmm` (``em.py``,
 ``estimators.py``):
 
 * :func:`validate_sequences` ``(df, col, kind, n_features=None, *, nonnegative=False,
-  integer=False, n_trials=None) -> SequenceSummary``: one aggregate Spark job
+  integer=False, whole=False, n_trials=None) -> SequenceSummary``: one aggregate Spark job
   of SQL expressions (no Python UDF); raises one
   :class:`~sparklift.errors.InvalidInputError` naming the column, the number
   of bad rows and an example row, or
@@ -197,6 +197,11 @@ def _not_finite(x: Column) -> Column:
     return F.isnan(x) | (x == float("inf")) | (x == float("-inf"))
 
 
+def _not_whole(x: Column) -> Column:
+    """A finite value with a fractional part (NaN and infinities are checked apart)."""
+    return ~_not_finite(x) & (x % 1 != 0)
+
+
 def _preview(value: Any, limit: int = 8) -> str:
     if isinstance(value, (list, tuple)):
         items = [_preview(v, limit) for v in value[:limit]]
@@ -256,6 +261,7 @@ def validate_sequences(
     *,
     nonnegative: bool = False,
     integer: bool = False,
+    whole: bool = False,
     n_trials: int | None = None,
     checksum: bool = False,
     frame_totals: bool = False,
@@ -284,6 +290,9 @@ def validate_sequences(
         Require every value to be ``>= 0`` (Poisson and multinomial counts).
     integer : bool, default False
         Require integer storage (``array<array<int>>``; multinomial counts).
+    whole : bool, default False
+        Require whole numbers (Poisson counts; floating-point storage is
+        accepted when every value is whole).
     n_trials : int, optional
         Require each ``vector`` frame to sum to it (multinomial).
     checksum : bool, default False
@@ -365,6 +374,14 @@ def validate_sequences(
                     F.filter(c, _not_finite)[0],
                 )
             )
+            if whole:
+                problems.append(
+                    (
+                        "a count that is not a whole number",
+                        F.exists(c, _not_whole),
+                        F.filter(c, _not_whole)[0],
+                    )
+                )
         if n_trials is not None:
             total = int(n_trials)
             problems.append(
@@ -420,6 +437,14 @@ def validate_sequences(
                     F.filter(c, lambda v: F.exists(v, _not_finite))[0],
                 )
             )
+            if whole:
+                problems.append(
+                    (
+                        "a count that is not a whole number",
+                        F.exists(c, lambda v: F.exists(v, _not_whole)),
+                        F.filter(c, lambda v: F.exists(v, _not_whole))[0],
+                    )
+                )
         if n_trials is not None:
             total = int(n_trials)
             problems.append(
@@ -699,7 +724,7 @@ def _sample_partition(
 
 def sequences_from_events(
     df: DataFrame,
-    id_col: str,
+    id_col: str | Sequence[str],
     order_col: str,
     value_cols: str | Sequence[str],
     output_col: str = "sequence",
@@ -710,8 +735,9 @@ def sequences_from_events(
     ----------
     df : pyspark.sql.DataFrame
         One row per event.
-    id_col : str
-        Identifies the sequence an event belongs to (a session, a user).
+    id_col : str or sequence of str
+        Identifies the sequence an event belongs to (a session, a user); several
+        columns together for a composite id (``["user", "session"]``).
     order_col : str
         Orders events within a sequence (a timestamp, a counter). Events with
         equal order are ordered by their values, so the result is deterministic.
@@ -725,27 +751,36 @@ def sequences_from_events(
     Returns
     -------
     pyspark.sql.DataFrame
-        Columns ``id_col`` and ``output_col``, one row per id (lazy). Built in
+        The id column(s) and ``output_col``, one row per id (lazy). Built in
         the JVM with ``groupBy`` and a sorted ``collect_list``.
 
     Raises
     ------
     InvalidInputError
-        When a column is missing or ids, orders or values are null; the
-        message gives the count of such events and an example.
+        When a column is missing, ``output_col`` is also an id column, or ids,
+        orders or values are null; the message gives the count of such events
+        and an example.
     """
     from pyspark.sql import functions as F
 
     single = isinstance(value_cols, str)
     values = [value_cols] if isinstance(value_cols, str) else list(value_cols)
+    ids = [id_col] if isinstance(id_col, str) else list(id_col)
     if not values:
         raise InvalidInputError("value_cols must name at least one column")
-    missing = [c for c in (id_col, order_col, *values) if c not in df.columns]
+    if not ids:
+        raise InvalidInputError("id_col must name at least one column")
+    missing = [c for c in (*ids, order_col, *values) if c not in df.columns]
     if missing:
         raise InvalidInputError(
             f"Column(s) {missing} not found; the DataFrame has columns {df.columns}"
         )
-    checks = [(name, _spark.col(name).isNull()) for name in (id_col, order_col, *values)]
+    if output_col in ids:
+        raise InvalidInputError(
+            f"output_col '{output_col}' is also an id column; the result keeps the ids, so "
+            "give the sequence column another name"
+        )
+    checks = [(name, _spark.col(name).isNull()) for name in (*ids, order_col, *values)]
     counts = df.agg(
         *[F.count_if(cond).alias(f"n{i}") for i, (_, cond) in enumerate(checks)]
     ).collect()[0]
@@ -762,11 +797,11 @@ def sequences_from_events(
     else:
         frame = F.array(*[_spark.col(v).cast("double") for v in values])
     events = F.struct(_spark.col(order_col).alias("o"), frame.alias("v"))
-    grouped = df.groupBy(_spark.col(id_col)).agg(
+    grouped = df.groupBy(*map(_spark.col, ids)).agg(
         F.sort_array(F.collect_list(events)).alias("__events__")
     )
     return grouped.select(
-        _spark.col(id_col),
+        *map(_spark.col, ids),
         F.transform("__events__", lambda e: e["v"]).alias(output_col),
     )
 

@@ -1,0 +1,179 @@
+"""Defects a user trial of sparklift.hmm found (2026-12-01), each against hmmlearn or by hand."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+
+import numpy as np
+import pytest
+from hmmlearn import hmm
+
+from sparklift.errors import InvalidInputError
+from sparklift.hmm import (
+    CategoricalHMM,
+    CategoricalHMMModel,
+    GaussianHMM,
+    MultinomialHMM,
+    MultinomialHMMModel,
+    PoissonHMM,
+    PoissonHMMModel,
+)
+from sparklift.hmm.sequences import sequences_from_arrays, sequences_from_events
+
+
+def _hand_built_poisson() -> hmm.PoissonHMM:
+    # hmmlearn's usual pattern for sampling: parameters set by hand, no fit.
+    ref = hmm.PoissonHMM(n_components=2)
+    ref.startprob_ = np.array([0.5, 0.5])
+    ref.transmat_ = np.array([[0.9, 0.1], [0.1, 0.9]])
+    ref.lambdas_ = np.array([[1.0, 10.0], [20.0, 2.0]])
+    return ref
+
+
+def _hand_built_multinomial() -> hmm.MultinomialHMM:
+    ref = hmm.MultinomialHMM(n_components=2, n_trials=5)
+    ref.startprob_ = np.array([0.6, 0.4])
+    ref.transmat_ = np.array([[0.7, 0.3], [0.2, 0.8]])
+    ref.emissionprob_ = np.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7]])
+    return ref
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize(
+    ("build", "model_cls"),
+    [(_hand_built_poisson, PoissonHMMModel), (_hand_built_multinomial, MultinomialHMMModel)],
+)
+def test_from_hand_built_hmmlearn_model_scores_and_samples_as_hmmlearn(spark, build, model_cls):
+    ref = build()
+    model = model_cls.from_hmmlearn(ref)
+    n_features = ref.lambdas_.shape[1] if hasattr(ref, "lambdas_") else 3
+    assert model.n_features == n_features
+    # Frames drawn by hmmlearn itself, scored by both.
+    X, _ = ref.sample(60, random_state=np.random.RandomState(1))
+    X = X.astype(np.int64)
+    df = sequences_from_arrays(spark, X, [20, 25, 15])
+    np.testing.assert_allclose(model.score(df), ref.score(X, [20, 25, 15]), rtol=1e-10)
+    assert np.isfinite(model.bic(df))
+    # The sample has every feature, as integers the model reads back.
+    sample = model.sample(4, 6, random_state=0)
+    assert sample.schema["sequence"].dataType.simpleString() == "array<array<bigint>>"
+    rows = sample.collect()
+    assert all(len(frame) == n_features for row in rows for frame in row["sequence"])
+    assert np.isfinite(model.score(sample))
+
+
+def test_from_hmmlearn_refuses_n_features_that_contradict_the_parameters():
+    ref = _hand_built_poisson()
+    ref.n_features = 3  # lambdas_ are for 2
+    with pytest.raises(InvalidInputError, match=r"n_features=3.*2 features"):
+        PoissonHMMModel.from_hmmlearn(ref)
+
+
+@pytest.mark.smoke
+def test_poisson_refuses_counts_that_are_not_whole(spark):
+    rows = [(1, [1.0, 2.0, 3.0]), (2, [1.5, 2.5, 3.0, 0.5]), (3, [4.0, 0.0])]
+    df = spark.createDataFrame(rows, "id long, sequence array<double>")
+    with pytest.raises(InvalidInputError) as info:
+        PoissonHMM(n_components=2, random_state=0).fit(df)
+    message = str(info.value)
+    for part in ("'sequence'", "1 bad row out of 3", "not a whole number", "value: 1.5"):
+        assert part in message
+    model = PoissonHMMModel.from_hmmlearn(_hand_built_poisson())
+    two = spark.createDataFrame([([[1.0, 2.5], [3.0, 4.0]],)], "sequence array<array<double>>")
+    with pytest.raises(InvalidInputError, match="not a whole number"):
+        model.score(two)
+
+
+def test_poisson_takes_whole_doubles_as_their_counts(spark):
+    X = np.random.RandomState(0).poisson(3.0, size=(40, 1))
+    ints = sequences_from_arrays(spark, X.astype(np.int64), [20, 20])
+    doubles = sequences_from_arrays(spark, X.astype(np.float64), [20, 20])
+    a = PoissonHMM(n_components=2, n_iter=3, random_state=0).fit(ints)
+    b = PoissonHMM(n_components=2, n_iter=3, random_state=0).fit(doubles)
+    np.testing.assert_allclose(a.lambdas_, b.lambdas_, rtol=1e-12)
+
+
+def test_multinomial_on_one_number_per_frame_warns(spark):
+    df = spark.createDataFrame([([0, 1, 2, 1],), ([2, 2, 0],)], "sequence array<int>")
+    with pytest.warns(UserWarning, match="use CategoricalHMM"):
+        MultinomialHMM(n_components=2, n_iter=2, random_state=0).fit(df)
+
+
+def test_too_few_data_points_warns_with_hmmlearns_figures(spark, caplog):
+    X = np.array([[0], [1], [2], [1], [0], [2]])
+    lengths = [3, 3]
+    with caplog.at_level(logging.WARNING, logger="hmmlearn.base"):
+        hmm.CategoricalHMM(n_components=5, n_iter=1, random_state=0).fit(X, lengths)
+    expected = re.search(r"(\d+) free scalar parameters with only (\d+) data points", caplog.text)
+    assert expected, caplog.text
+    df = sequences_from_arrays(spark, X, lengths)
+    with pytest.warns(UserWarning, match="degenerate solution") as record:
+        CategoricalHMM(n_components=5, n_iter=1, random_state=0).fit(df)
+    ours = next(
+        re.search(r"(\d+) free scalar parameters with only (\d+) data points", str(w.message))
+        for w in record
+        if "degenerate" in str(w.message)
+    )
+    assert ours.groups() == expected.groups()
+    # Enough data: no such warning, and hmmlearn logs none either.
+    X, lengths = np.tile(X, (5, 1)), [15, 15]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hmmlearn.base"):
+        hmm.CategoricalHMM(n_components=2, n_iter=1, random_state=0).fit(X, lengths)
+    assert "degenerate" not in caplog.text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        CategoricalHMM(n_components=2, n_iter=1, random_state=0).fit(
+            sequences_from_arrays(spark, X, lengths)
+        )
+
+
+@pytest.mark.filterwarnings("ignore:Fitting a model with")  # expected: too few frames
+def test_full_covariance_state_without_frames_is_a_clear_error(spark):
+    X = np.random.RandomState(0).randn(10, 2)
+    df = sequences_from_arrays(spark, X, [10])
+    est = GaussianHMM(n_components=4, covariance_type="full", n_iter=5, random_state=0)
+    with pytest.raises(InvalidInputError, match=r"fewer n_components.*positive-definite"):
+        est.fit(df)
+    # The advice works: a positive-definite prior keeps every state's covariance one.
+    model = est.copy().setParams(covars_prior=(0.01 * np.eye(2)).tolist()).fit(df)
+    assert all(np.all(np.linalg.eigvalsh(c) > 0) for c in model.covars_)
+
+
+def test_load_keeps_the_uid(tmp_path, spark):
+    model = CategoricalHMMModel.from_hmmlearn(hmm_reference())
+    model.save(str(tmp_path / "model"))
+    assert CategoricalHMMModel.load(str(tmp_path / "model")).uid == model.uid
+    est = CategoricalHMM(n_components=3)
+    est.save(str(tmp_path / "est"))
+    loaded = CategoricalHMM.load(str(tmp_path / "est"))
+    assert loaded.uid == est.uid
+    assert loaded.extractParamMap() == est.extractParamMap()
+
+
+def hmm_reference() -> hmm.CategoricalHMM:
+    ref = hmm.CategoricalHMM(n_components=2)
+    ref.startprob_ = np.array([0.5, 0.5])
+    ref.transmat_ = np.array([[0.9, 0.1], [0.2, 0.8]])
+    ref.emissionprob_ = np.array([[0.7, 0.3], [0.4, 0.6]])
+    return ref
+
+
+def test_random_state_as_a_numpy_generator_is_a_clear_error():
+    with pytest.raises(TypeError, match="random_state must be an int"):
+        CategoricalHMM(n_components=2, random_state=np.random.RandomState(0))
+
+
+def test_sequences_from_events_with_a_composite_id(spark):
+    events = spark.createDataFrame(
+        [("u1", 1, 2, 7), ("u1", 1, 1, 5), ("u1", 2, 1, 9), ("u2", 1, 1, 3)],
+        "user string, session int, ts int, page int",
+    )
+    out = sequences_from_events(events, ["user", "session"], "ts", "page", "pages")
+    assert out.columns == ["user", "session", "pages"]
+    got = {(r["user"], r["session"]): r["pages"] for r in out.collect()}
+    assert got == {("u1", 1): [5, 7], ("u1", 2): [9], ("u2", 1): [3]}
+    with pytest.raises(InvalidInputError, match="output_col 'user' is also an id column"):
+        sequences_from_events(events, ["user", "session"], "ts", "page", "user")
