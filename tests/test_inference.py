@@ -482,3 +482,11 @@ def test_outputs_of_different_shapes_are_named_as_such(spark):
     df = spark.createDataFrame([tuple(map(float, r)) for r in X], "a double, b double")
     with pytest.raises(InvalidColumnTypeError, match=r"list of arrays of different shapes"):
         predict(df, model, input_cols=["a", "b"], method="predict_proba")
+
+
+def test_without_skops_saving_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "skops.io", None)  # as if skops were not installed
+    with pytest.raises(ImportError, match=r"pip install 'sparklift\[skops\]'"):
+        _serialize.dumps(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), "skops")

@@ -6,10 +6,18 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from sparklift.session import JavaNotFoundError, _parse_java_version, check_java, get_spark
+from sparklift.session import (
+    LOG_CONFIG,
+    JavaNotFoundError,
+    _parse_java_version,
+    _use_quiet_logging,
+    check_java,
+    get_spark,
+)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +121,8 @@ def test_fresh_process_pandas_udf_uses_the_driver_interpreter(tmp_path, spark_mo
 
     The child process has no PYSPARK_PYTHON and a PATH whose first python is the
     system one (which has no pandas); only get_spark()'s pinning of the worker
-    interpreter makes the UDF work.
+    interpreter makes the UDF work. The same process then fails a task: the
+    error reaches the driver, and the console gets no copies of its trace.
     """
     if spark_mode != "local":
         pytest.skip("starts its own local JVM; one mode is enough")
@@ -134,6 +143,15 @@ def test_fresh_process_pandas_udf_uses_the_driver_interpreter(tmp_path, spark_mo
                 return pd.Series([sys.executable] * len(s))
 
             print("WORKER", spark.range(3).select(where("id")).first()[0])
+
+            @pandas_udf("double")
+            def boom(s: pd.Series) -> pd.Series:
+                raise ValueError("a bad value")
+
+            try:
+                spark.range(3).select(boom("id")).write.format("noop").mode("overwrite").save()
+            except Exception as exc:
+                print("FAILED", "a bad value" in str(exc))
             spark.stop()
             """
         )
@@ -152,3 +170,32 @@ def test_fresh_process_pandas_udf_uses_the_driver_interpreter(tmp_path, spark_mo
     assert proc.returncode == 0, proc.stderr[-3000:]
     worker = next(line for line in proc.stdout.splitlines() if line.startswith("WORKER"))
     assert os.path.realpath(worker.split(maxsplit=1)[1]) == os.path.realpath(sys.executable)
+    assert "FAILED True" in proc.stdout
+    # Spark's defaults would log the failed task's trace three times (~100 lines)
+    # and announce its log level; only the JVM's own start-up notice remains.
+    noise = [line for line in proc.stderr.splitlines() if "incubator modules" not in line]
+    assert not noise, proc.stderr[-3000:]
+
+
+def test_quiet_logging_unless_the_user_configures_log4j(tmp_path, monkeypatch):
+    monkeypatch.delenv("SPARK_CONF_DIR", raising=False)
+    settings: dict = {}
+    _use_quiet_logging(settings)
+    option = settings["spark.driver.extraJavaOptions"]
+    assert option == f"-Dlog4j2.configurationFile={Path(LOG_CONFIG).as_uri()}"
+    assert Path(LOG_CONFIG).is_file()
+    # Other JVM options are kept.
+    settings = {"spark.driver.extraJavaOptions": "-Xss4m"}
+    _use_quiet_logging(settings)
+    assert settings["spark.driver.extraJavaOptions"] == f"{option} -Xss4m"
+    # The user's own log4j configuration wins.
+    theirs = {"spark.driver.extraJavaOptions": "-Dlog4j2.configurationFile=/etc/mine.properties"}
+    _use_quiet_logging(theirs)
+    assert theirs == {
+        "spark.driver.extraJavaOptions": "-Dlog4j2.configurationFile=/etc/mine.properties"
+    }
+    (tmp_path / "log4j2.properties").write_text("rootLogger.level = info\n")
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
+    settings = {}
+    _use_quiet_logging(settings)
+    assert settings == {}

@@ -44,6 +44,19 @@ _MAGIC = b"SPARKLIFT-MODEL\x00"
 _HEADER_LEN = struct.Struct(">I")
 
 
+def _skops() -> Any:
+    """skops.io, or a clear error naming the extra that installs it."""
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise ImportError(
+            "Saving and loading scikit-learn models safely needs skops: "
+            "`pip install 'sparklift[skops]'` (or `pip install skops`); or pass "
+            "serializer='pickle' (only load such files from sources you trust)."
+        ) from None
+    return sio
+
+
 def _check_serializer(serializer: str) -> str:
     if serializer not in SERIALIZERS:
         raise InvalidInputError(
@@ -88,7 +101,7 @@ def dumps(obj: Any, serializer: str = "skops") -> bytes:
     """
     _check_serializer(serializer)
     if serializer == "skops":
-        import skops.io as sio
+        sio = _skops()
 
         try:
             payload = sio.dumps(obj)
@@ -170,7 +183,7 @@ def untrusted_types(data: bytes, trusted: Iterable[str] = ()) -> list[str]:
     list of str
         Empty when the payload may be loaded.
     """
-    import skops.io as sio
+    sio = _skops()
 
     _, payload = read_header(data)
     extra = set(trusted)
@@ -223,7 +236,7 @@ def loads(data: bytes, *, trusted: Iterable[str] = (), allow_pickle: bool = Fals
             return pickle.loads(payload)
         except Exception as exc:
             raise ModelFormatError(f"damaged pickled model ({type(exc).__name__}: {exc})") from None
-    import skops.io as sio
+    sio = _skops()
 
     trusted = list(trusted)
     refused = untrusted_types(data, trusted)

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -177,6 +178,30 @@ def starts_local_jvm() -> bool:
     return not remote or remote.startswith("local")
 
 
+#: The log4j2 configuration of the local Spark sessions sparklift starts.
+LOG_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.properties")
+
+
+def _use_quiet_logging(settings: dict[str, Any]) -> None:
+    """Point a new local driver JVM at sparklift's log4j2 configuration.
+
+    Spark's defaults at ERROR, and without the executor's, the scheduler's and
+    the writer's copies of a failed task's stack trace: the job's exception
+    reports it once, on the driver. Left alone when the user configures log4j
+    (a ``log4j2.properties`` in ``SPARK_CONF_DIR``, or their own
+    ``-Dlog4j2.configurationFile``).
+    """
+    key = "spark.driver.extraJavaOptions"
+    options = str(settings.get(key, ""))
+    conf_dir = os.environ.get("SPARK_CONF_DIR")
+    if "log4j2.configurationFile" in options or (
+        conf_dir and os.path.exists(os.path.join(conf_dir, "log4j2.properties"))
+    ):
+        return
+    ours = f"-Dlog4j2.configurationFile={Path(LOG_CONFIG).as_uri()}"
+    settings[key] = f"{ours} {options}".strip()
+
+
 def get_spark(
     app_name: str = "sparklift",
     *,
@@ -234,14 +259,16 @@ def get_spark(
         "spark.driver.memory": driver_memory or os.environ.get(ENV_DRIVER_MEMORY, "2g"),
         "spark.ui.showConsoleProgress": "false",
         "spark.ui.enabled": "false",
-        "spark.log.level": os.environ.get(ENV_LOG_LEVEL, "ERROR"),
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
         # Small local data does not need 200 shuffle partitions.
         "spark.sql.shuffle.partitions": str(max(2, 2 * (os.cpu_count() or 1))),
         "spark.sql.session.timeZone": "UTC",
     }
+    if os.environ.get(ENV_LOG_LEVEL):
+        settings["spark.log.level"] = os.environ[ENV_LOG_LEVEL]
     settings.update(config or {})
+    _use_quiet_logging(settings)
     if remote:
         builder = SparkSession.builder.remote(remote).appName(app_name)
     else:
