@@ -1,28 +1,38 @@
-"""Seed recipe: one model per data set, the sparklift way.
+"""One model per data set on Spark: fit, save, load and score per-group models.
 
-The seed forces one gzip file per partition so that a pandas UDF sees one data
-set at a time, and pickles each model to the driver's local disk (which does
+This reproduces, the sparklift way, a hand-written PySpark recipe (the
+"seed" the file names refer to) for fitting one scikit-learn model per data
+set: it forced one gzip file per partition so that a pandas UDF saw one data
+set at a time, and pickled each model to the driver's local disk (which does
 not work on a cluster). Here the data set is just a column:
 :func:`sparklift.grouped.fit_per_group` fits one clone per group in parallel,
 keeps the models in a DataFrame (saved as Parquet with skops, loadable
 anywhere Spark reads), and scores new rows with their own group's model.
 
-    python examples/grouped_seed_recipe.py
+Run it with the virtual environment that ``make demo`` or ``make test`` creates::
+
+    .venv/bin/python examples/grouped_seed_recipe.py
 """
 
 from __future__ import annotations
 
-import tempfile
-
-import numpy as np
-import pandas as pd
-from sklearn.linear_model import LinearRegression
-
-from sparklift.grouped import GroupedModel, fit_per_group
-from sparklift.session import get_spark
+import argparse
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args()
+
+    # Imported after the arguments are parsed, so that --help answers at once.
+    import tempfile
+
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    from sparklift.grouped import GroupedModel, fit_per_group
+    from sparklift.session import get_spark
+
     spark = get_spark("grouped-seed-recipe")
     rng = np.random.default_rng(0)
     frames = []

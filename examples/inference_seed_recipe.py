@@ -1,30 +1,40 @@
-"""Seed recipe: score a scikit-learn model over a Spark DataFrame, the sparklift way.
+"""Score a scikit-learn model over a Spark DataFrame in Arrow batches, and as a pipeline stage.
 
-The seed trains an SVC with a grid search on 1,000 rows, then scores a Spark
+This reproduces, the sparklift way, a hand-written PySpark recipe (the
+"seed" the file names refer to) for scoring a scikit-learn model on Spark:
+it trained an SVC with a grid search on 1,000 rows, then scored a Spark
 DataFrame through a row-at-a-time UDF (``float(model.predict((cols,)))``),
 which moves a few thousand rows per second. Here the same model scores Arrow
 batches with :func:`sparklift.inference.predict` (typed outputs, several
 methods at once), then sits in a Spark Pipeline that is saved and loaded.
 
-    python examples/inference_seed_recipe.py
+Run it with the virtual environment that ``make demo`` or ``make test`` creates::
+
+    .venv/bin/python examples/inference_seed_recipe.py
 """
 
 from __future__ import annotations
 
-import tempfile
-import warnings
-
-import pandas as pd
-from pyspark.ml import PipelineModel
-from sklearn.datasets import make_classification
-from sklearn.model_selection import GridSearchCV
-from sklearn.svm import SVC
-
-from sparklift.inference import ModelTransformer, predict
-from sparklift.session import get_spark
+import argparse
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args()
+
+    # Imported after the arguments are parsed, so that --help answers at once.
+    import tempfile
+    import warnings
+
+    import pandas as pd
+    from pyspark.ml import PipelineModel
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.svm import SVC
+
+    from sparklift.inference import ModelTransformer, predict
+    from sparklift.session import get_spark
+
     spark = get_spark("inference-seed-recipe")
     # scikit-learn 1.9 deprecates SVC(probability=True), which the seed uses.
     warnings.filterwarnings("ignore", message="The `probability` parameter", category=FutureWarning)

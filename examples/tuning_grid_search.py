@@ -1,32 +1,42 @@
-"""Recipe 1 of the seed, the sparklift way: an SVC grid search with every fit a Spark task.
+"""An SVC grid search with every fit a Spark task, then scoring a Spark DataFrame.
 
-The seed's version wraps scikit-learn's GridSearchCV in joblibspark's backend,
-which pickles X and y into every batch. Here the search class itself is the
-only change: X and y are pickled once on the driver, broadcast to each
-executor once per Spark job and handed to a Python worker once per Spark task
-(a few per task slot, not one per fit); the results equal scikit-learn's, and
-the refitted best model is used to score a Spark DataFrame (recipe 2) with a
-pandas UDF.
+This reproduces, the sparklift way, recipe 1 of a hand-written PySpark
+recipe (the "seed" the docs refer to): it wrapped scikit-learn's
+GridSearchCV in joblibspark's backend, which pickles X and y into every
+batch. Here the search class itself is the only change: X and y are pickled
+once on the driver, broadcast to each executor once per Spark job and handed
+to a Python worker once per Spark task (a few per task slot, not one per
+fit); the results equal scikit-learn's, and the refitted best model is used
+to score a Spark DataFrame (the seed's recipe 2) with a pandas UDF.
 
 The seed's ``SVC(probability=True, random_state=0)`` is left out: scikit-learn
 1.9 deprecates ``probability`` (a FutureWarning in every fit), the example
 only predicts classes, and ``random_state`` served only the probabilities.
 Where probabilities are needed, use ``CalibratedClassifierCV(SVC(), ensemble=False)``.
 
-Run:  python examples/tuning_grid_search.py
+Run it with the virtual environment that ``make demo`` or ``make test`` creates::
+
+    .venv/bin/python examples/tuning_grid_search.py
 """
 
-from __future__ import annotations
-
-import pandas as pd
-from sklearn.datasets import make_classification
-from sklearn.svm import SVC
-
-from sparklift.session import get_spark
-from sparklift.tuning import GridSearchCV
+# No ``from __future__ import annotations`` here: pandas_udf reads the type
+# hints of ``predict`` below, and ``pd`` is imported inside main().
+import argparse
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args()
+
+    # Imported after the arguments are parsed, so that --help answers at once.
+    import pandas as pd
+    from pyspark.sql.functions import pandas_udf
+    from sklearn.datasets import make_classification
+    from sklearn.svm import SVC
+
+    from sparklift.session import get_spark
+    from sparklift.tuning import GridSearchCV
+
     spark = get_spark("tuning-grid-search")
     X, y = make_classification(n_samples=1000, random_state=0)
     param_grid = {
@@ -53,8 +63,6 @@ def main() -> None:
     )
 
     # Recipe 2: score a Spark DataFrame with the refitted best model.
-    from pyspark.sql.functions import pandas_udf
-
     X_score, _ = make_classification(n_samples=100, random_state=1)
     columns = [f"feature{i}" for i in range(X_score.shape[1])]
     df = spark.createDataFrame(pd.DataFrame(X_score, columns=columns).reset_index(names="id"))

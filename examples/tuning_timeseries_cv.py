@@ -1,30 +1,39 @@
-"""Recipe 3 of the seed, finished: time-series cross-validation of a Spark ML pipeline.
+"""Time-series cross-validation of a Spark ML pipeline, every fold run in parallel.
 
-The seed sketches a TimeSeriesCrossValidator with expanding windows whose
-folds run one after another and leaves "parallelise the folds too" as an
-exercise. Here every (fold, parameter map) pair runs in parallel, up to
-``parallelism`` at once, and the model reports the metrics per fold and the
-window boundaries it used.
+This finishes, the sparklift way, recipe 3 of a hand-written PySpark recipe
+(the "seed" the docs refer to): it sketched a TimeSeriesCrossValidator with
+expanding windows whose folds ran one after another, and left "parallelise
+the folds too" as an exercise. Here every (fold, parameter map) pair runs in
+parallel, up to ``parallelism`` at once, and the model reports the metrics
+per fold and the window boundaries it used.
 
-Run:  python examples/tuning_timeseries_cv.py
+Run it with the virtual environment that ``make demo`` or ``make test`` creates::
+
+    .venv/bin/python examples/tuning_timeseries_cv.py
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
-from pyspark.ml import Pipeline
-from pyspark.ml.evaluation import RegressionEvaluator
-from pyspark.ml.feature import VectorAssembler
-from pyspark.ml.regression import LinearRegression
-from pyspark.ml.tuning import ParamGridBuilder
-from pyspark.sql import functions as F
-
-from sparklift.session import get_spark
-from sparklift.tuning import TimeSeriesCrossValidator
+import argparse
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args()
+
+    # Imported after the arguments are parsed, so that --help answers at once.
+    import datetime as dt
+
+    from pyspark.ml import Pipeline
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.regression import LinearRegression
+    from pyspark.ml.tuning import ParamGridBuilder
+    from pyspark.sql import functions as F
+
+    from sparklift.session import get_spark
+    from sparklift.tuning import TimeSeriesCrossValidator
+
     spark = get_spark("tuning-timeseries-cv")
     # Daily demand at 20 warehouses for 120 days: a weekly pattern and a trend.
     day0 = dt.date(2024, 1, 1)

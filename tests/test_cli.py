@@ -62,7 +62,10 @@ def test_unreadable_input_is_one_clear_line(spark, tmp_path, capsys, monkeypatch
     save_model(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), model)
     out = str(tmp_path / "out")
     argv = {
-        "predict": ["predict", "--model", model, "--input", str(bad), "--output", out],
+        "predict": [
+            "predict", "--model", model, "--input", str(bad), "--output", out,
+            "--input-cols", "x",
+        ],
         "tune": [
             "tune", str(bad), "--label", "y", "--grid", "{}",
             "--estimator", "sklearn.linear_model.LinearRegression",

@@ -40,3 +40,32 @@ def test_example_runs(spark, path, monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(type(spark), "stop", lambda self: None)
     runpy.run_path(str(path), run_name="__main__")
     assert capsys.readouterr().out.strip(), f"{path.name} printed nothing"
+
+
+#: Run an example with --help, then say whether Spark (pyspark) was imported.
+HELP_PROBE = """
+import runpy, sys
+sys.argv = [sys.argv[1], "--help"]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = "no exit"
+print("EXIT", code, "PYSPARK", "pyspark" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_help_answers_without_starting_spark(path):
+    import subprocess
+
+    run = subprocess.run(
+        [sys.executable, "-c", HELP_PROBE, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("usage: "), run.stdout
+    # The description is the docstring's first line (argparse may wrap it).
+    first_line = path.read_text().split('"""')[1].splitlines()[0]
+    assert " ".join(first_line.split()[:4]) in " ".join(run.stdout.split())
+    assert run.stdout.strip().splitlines()[-1] == "EXIT 0 PYSPARK False"

@@ -246,3 +246,11 @@ def test_csv_sequence_text_with_a_word_is_one_clear_error(spark, tmp_path, capsy
     assert "'0 1 x 1 0'" in err or "'2 one'" in err
     assert len(err.splitlines()) == 1  # no JVM log, no traceback
     assert not os.path.exists(tmp_path / "m")
+
+
+def test_fit_summary_counts_in_the_singular_for_one():
+    from sparklift.hmm.cli import _count
+
+    assert _count(1, "state") == "1 state"
+    assert _count(4, "state") == "4 states"
+    assert _count(1, "EM iteration") == "1 EM iteration"

@@ -7,6 +7,7 @@ generated data) and hmmlearn's decoder on the saved model's parameters.
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -105,6 +106,31 @@ def test_demo_command_end_to_end(spark, tmp_path, capsys):
         np.testing.assert_array_equal(row.states, to_true[states])
         assert list(row.intents) == [STATES[s] for s in to_true[states]]
         np.testing.assert_allclose(row.log_likelihood, ref.score(pages), rtol=1e-6)
+
+    # The suggested next step is a command that works on these outputs.
+    lines = printed.splitlines()
+    assert lines[-2].startswith("Next: ")
+    command = shlex.split(lines[-1])
+    assert "sparklift" in " ".join(command[: command.index("hmm")])
+    argv = command[command.index("hmm") :]
+    assert argv[:2] == ["hmm", "decode"]
+    for option in ("--id-col", "--order-col", "--value-cols"):
+        assert argv[argv.index(option) + 1] in clicks.column_names
+    assert main(argv) == 0
+    again = pq.read_table(argv[argv.index("--output") + 1]).to_pandas()
+    assert len(again) == 300
+    mine = again.sort_values("session_id").head(10)
+    theirs = decoded.sort_values("session_id").head(10)
+    np.testing.assert_allclose(mine["log_likelihood"], theirs["log_likelihood"], rtol=1e-9)
+
+
+def test_demo_shows_the_progress_bar_only_on_a_terminal(monkeypatch):
+    from sparklift.cli import build_parser
+
+    # Unset by default: run_demo then draws it only when stderr is a terminal
+    # (`make demo | tee log` would otherwise fill the log with its updates).
+    assert build_parser().parse_args(["demo"]).progress is None
+    assert build_parser().parse_args(["demo", "--progress"]).progress is True
 
 
 @pytest.mark.slow

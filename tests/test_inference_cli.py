@@ -130,3 +130,54 @@ def test_a_plain_worker_error_names_its_cause(spark, tmp_path, capsys):
     assert "ValueError: could not convert string to float: 'oops'" in err
     # The CLI's quiet Spark log level was for that call only.
     assert os.environ.get(ENV_LOG_LEVEL) == before
+
+
+def _no_spark(monkeypatch):
+    """Make any attempt to start (or get) a Spark session fail the test."""
+    import sparklift.session
+
+    def no_spark(*args, **kwargs):
+        raise AssertionError("a Spark session was asked for before the arguments were checked")
+
+    monkeypatch.setattr(sparklift.session, "get_spark", no_spark)
+
+
+def _model_without_names(tmp_path):
+    X = np.random.default_rng(2).normal(size=(30, 2))
+    model_path = str(tmp_path / "model.skops")
+    save_model(LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), model_path)
+    return model_path
+
+
+def test_an_existing_output_is_refused_before_spark_starts(tmp_path, capsys, monkeypatch):
+    _no_spark(monkeypatch)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["predict", "--model", _model_without_names(tmp_path), "--input-cols", "a,b"]
+    argv += ["--input", str(tmp_path / "in.parquet"), "--output", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"sparklift: error: {out} already exists; pass --overwrite to replace it"
+
+
+def test_missing_input_columns_name_the_command_line_options(tmp_path, capsys, monkeypatch):
+    _no_spark(monkeypatch)
+    argv = ["predict", "--model", _model_without_names(tmp_path)]
+    argv += ["--input", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "out")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sparklift: error: ")
+    assert "--input-cols" in err
+    assert "--features-col" in err
+    assert " input_cols" not in err
+    assert " features_col" not in err
+
+
+def test_predict_takes_the_spark_options():
+    from sparklift.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["predict", "--model", "m", "--input", "i", "--output", "o", "--master", "local[1]"]
+    )
+    assert args.master == "local[1]"
+    assert args.driver_memory is None

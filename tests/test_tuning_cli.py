@@ -51,10 +51,15 @@ def test_tune_writes_scikit_learns_results(spark, parquet, tmp_path):
             "accuracy",
             "--output",
             str(out),
+            # Ignored in a process with a session: the command uses that one, and
+            # leaves it running.
+            "--master",
+            "local[1]",
             grid='{"C": [0.01, 1.0]}',
         )
     )
     assert code == 0
+    assert spark.range(3).count() == 3
     result = json.loads(out.read_text())
     ref = skms.GridSearchCV(
         LogisticRegression(max_iter=300), {"C": [0.01, 1.0]}, cv=3, scoring="accuracy"

@@ -5,6 +5,8 @@ register (``hmm``, ``demo``, ``tune``, ``predict``). Each module that adds a
 subcommand exposes ``register(subparsers)``, which adds its parser and sets
 ``func`` on it; :data:`COMMAND_MODULES` lists them. Modules are imported only
 when the command line is parsed, so ``sparklift --version`` stays instant.
+Commands that use Spark add ``--master``/``--driver-memory`` with
+:func:`add_spark_options` and get their session from :class:`CommandSession`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import platform
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from sparklift import __version__
 
@@ -50,6 +53,48 @@ def _info(args: argparse.Namespace) -> int:
         return 0 if remote else 1
     print(f"Java        {java.version} ({java.executable})")
     return 0
+
+
+def add_spark_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--master`` and ``--driver-memory`` (read by :class:`CommandSession`)."""
+    group = parser.add_argument_group("Spark")
+    group.add_argument(
+        "--master",
+        help="master of a new local session (default: SPARKLIFT_MASTER or local[*]); "
+        "ignored when SPARK_REMOTE points at a Spark Connect server",
+    )
+    group.add_argument("--driver-memory", help="driver memory of a new local session, e.g. 4g")
+
+
+class CommandSession:
+    """get_spark() for a command; stops the session afterwards only if it started it.
+
+    Passes on the ``--master`` and ``--driver-memory`` of
+    :func:`add_spark_options` when the command has them.
+    """
+
+    def __init__(self, args: argparse.Namespace, app_name: str) -> None:
+        self.args = args
+        self.app_name = app_name
+        self.started = False
+
+    def __enter__(self) -> Any:
+        from sparklift.session import active_session, get_spark
+
+        self.started = active_session() is None
+        return get_spark(
+            self.app_name,
+            master=getattr(self.args, "master", None),
+            driver_memory=getattr(self.args, "driver_memory", None),
+        )
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.started:
+            from sparklift.session import active_session
+
+            session = active_session()
+            if session is not None:
+                session.stop()
 
 
 def build_parser() -> argparse.ArgumentParser:

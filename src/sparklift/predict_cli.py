@@ -14,6 +14,8 @@ import shutil
 import sys
 import warnings
 
+from sparklift.cli import add_spark_options
+
 
 def _split(value: str | None) -> list[str] | None:
     if value is None:
@@ -54,50 +56,77 @@ def _remove_failed_output(args: argparse.Namespace, local: str | None, created: 
         shutil.rmtree(local, ignore_errors=True)
 
 
+#: Library wording -> the command line's spelling of the same option.
+_CLI_WORDS = (
+    ("on_null='null'", "--on-null null"),
+    ("give input_cols (", "give --input-cols ("),
+    ("give either input_cols or features_col", "give either --input-cols or --features-col"),
+    (" or features_col (", " or --features-col ("),
+)
+
+
 def _cli_words(message: str) -> str:
     """A library message with the command line's spelling of its options."""
-    return message.replace("on_null='null'", "--on-null null")
+    for library, cli in _CLI_WORDS:
+        message = message.replace(library, cli)
+    return message
 
 
 def _predict(args: argparse.Namespace) -> int:
     from sparklift._spark import refusing_existing, translate_errors
+    from sparklift.cli import CommandSession
     from sparklift.errors import InvalidInputError
     from sparklift.inference import load_model, predict
-    from sparklift.session import get_spark
 
-    model = load_model(args.model, trusted=args.trust or (), allow_pickle=args.allow_pickle)
-    spark = get_spark("sparklift-predict")
-    with translate_errors():
-        df = spark.read.parquet(args.input)
-    methods = _split(args.method) or ["predict"]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        scored = predict(
-            df,
-            model,
-            input_cols=_split(args.input_cols),
-            features_col=args.features_col,
-            output_col=args.output_col,
-            method=methods[0] if len(methods) == 1 else methods,
-            on_null=args.on_null,
-        )
-    for warning in caught:  # one line each, not Python's source-quoting form
-        print(f"sparklift: warning: {_cli_words(str(warning.message))}", file=sys.stderr)
+    # What can be checked without Spark is checked before a session starts.
     local = _local_path(args.output)
-    created = None if local is None else _first_missing(local)
-    try:
-        with refusing_existing(args.output, "pass --overwrite"), translate_errors():
-            scored.write.mode("overwrite" if args.overwrite else "error").parquet(args.output)
-    except Exception as exc:
-        # A failed job leaves the directory it started (empty, or with Spark's
-        # _temporary), which would refuse the next run: remove what this run
-        # created, or, after --overwrite (Spark deleted the old output first),
-        # an output left without data.
-        _remove_failed_output(args, local, created)
-        if isinstance(exc, InvalidInputError):
-            raise InvalidInputError(_cli_words(str(exc))) from None
-        raise
-    out_type = scored.schema[args.output_col].dataType.simpleString()
+    if local is not None and os.path.exists(local) and not args.overwrite:
+        raise InvalidInputError(f"{args.output} already exists; pass --overwrite to replace it")
+    model = load_model(args.model, trusted=args.trust or (), allow_pickle=args.allow_pickle)
+    input_cols = _split(args.input_cols)
+    no_names = getattr(model, "feature_names_in_", None) is None
+    if input_cols is None and args.features_col is None and no_names:
+        raise InvalidInputError(
+            f"{args.model} holds a model fitted without column names (no "
+            "feature_names_in_): give --input-cols (comma-separated numeric columns, in "
+            "the order the model was fitted on) or --features-col (one vector or array column)"
+        )
+    methods = _split(args.method) or ["predict"]
+    with CommandSession(args, "sparklift-predict") as spark:
+        with translate_errors():
+            df = spark.read.parquet(args.input)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                scored = predict(
+                    df,
+                    model,
+                    input_cols=input_cols,
+                    features_col=args.features_col,
+                    output_col=args.output_col,
+                    method=methods[0] if len(methods) == 1 else methods,
+                    on_null=args.on_null,
+                )
+            except InvalidInputError as exc:
+                if _cli_words(str(exc)) == str(exc):
+                    raise
+                raise InvalidInputError(_cli_words(str(exc))) from None
+        for warning in caught:  # one line each, not Python's source-quoting form
+            print(f"sparklift: warning: {_cli_words(str(warning.message))}", file=sys.stderr)
+        created = None if local is None else _first_missing(local)
+        try:
+            with refusing_existing(args.output, "pass --overwrite"), translate_errors():
+                scored.write.mode("overwrite" if args.overwrite else "error").parquet(args.output)
+        except Exception as exc:
+            # A failed job leaves the directory it started (empty, or with Spark's
+            # _temporary), which would refuse the next run: remove what this run
+            # created, or, after --overwrite (Spark deleted the old output first),
+            # an output left without data.
+            _remove_failed_output(args, local, created)
+            if isinstance(exc, InvalidInputError):
+                raise InvalidInputError(_cli_words(str(exc))) from None
+            raise
+        out_type = scored.schema[args.output_col].dataType.simpleString()
     print(f"wrote {args.output} (column '{args.output_col}': {out_type})", file=sys.stderr)
     return 0
 
@@ -144,4 +173,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="allow a model file stored with pickle (runs code: only for files you trust)",
     )
+    add_spark_options(parser)
     parser.set_defaults(func=_predict)

@@ -18,6 +18,10 @@ import os
 import sys
 from typing import Any
 
+# The Spark options and session handling every command shares.
+from sparklift.cli import CommandSession as _Session
+from sparklift.cli import add_spark_options as _add_spark_options
+
 #: Choices of the string options.
 COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 IMPLEMENTATIONS = ("log", "scaling")
@@ -112,16 +116,6 @@ def convergence_status(history: list[float], tol: float) -> tuple[bool, str]:
     if len(history) >= 2 and history[-1] - history[-2] < tol:
         return True, "converged (log-likelihood gain < tol)"
     return False, "stopped at n_iter without converging"
-
-
-def _add_spark_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Spark")
-    group.add_argument(
-        "--master",
-        help="master of a new local session (default: SPARKLIFT_MASTER or local[*]); "
-        "ignored when SPARK_REMOTE points at a Spark Connect server",
-    )
-    group.add_argument("--driver-memory", help="driver memory of a new local session, e.g. 4g")
 
 
 def _add_input_options(
@@ -235,8 +229,8 @@ def register(subparsers: Any) -> None:
     demo.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="show the EM progress bar (default: on)",
+        default=None,
+        help="show the EM progress bar (default: only when stderr is a terminal)",
     )
     _add_spark_options(demo)
     demo.set_defaults(func=_demo)
@@ -245,33 +239,6 @@ def register(subparsers: Any) -> None:
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
-
-
-class _Session:
-    """get_spark() for a command; stops the session afterwards only if it started it."""
-
-    def __init__(self, args: argparse.Namespace, app_name: str) -> None:
-        self.args = args
-        self.app_name = app_name
-        self.started = False
-
-    def __enter__(self) -> Any:
-        from sparklift.session import active_session, get_spark
-
-        self.started = active_session() is None
-        return get_spark(
-            self.app_name,
-            master=getattr(self.args, "master", None),
-            driver_memory=getattr(self.args, "driver_memory", None),
-        )
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.started:
-            from sparklift.session import active_session
-
-            session = active_session()
-            if session is not None:
-                session.stop()
 
 
 def _input_format(args: argparse.Namespace) -> str:
@@ -373,6 +340,11 @@ def _estimator(args: argparse.Namespace) -> Any:
         args.parser.error(message)
 
 
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 state", "4 states"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _kind(family: str) -> str:
     return "int" if family == "categorical" else "vector"
 
@@ -393,9 +365,11 @@ def _fit(args: argparse.Namespace) -> int:
         writer.save(args.output)
     history = [float(v) for v in model.monitor_.history]
     _, status = convergence_status(history, float(model.getOrDefault("tol")))
+    n_states = int(model.getOrDefault("n_components"))
     print(
-        f"Fitted {type(model).__name__} with {model.getOrDefault('n_components')} states "
-        f"and {model.n_features} features: {len(history)} EM iterations, {status}, "
+        f"Fitted {type(model).__name__} with {_count(n_states, 'state')} "
+        f"and {_count(int(model.n_features), 'feature')}: "
+        f"{_count(len(history), 'EM iteration')}, {status}, "
         f"log-likelihood {history[-1]:.6g}"
     )
     print(f"Model saved to {os.path.abspath(args.output)}")

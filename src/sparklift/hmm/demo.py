@@ -16,7 +16,8 @@ click log:
    the true one;
 5. decodes every session (Viterbi), writes the paths to Parquet and measures
    how many clicks got their true intent back;
-6. saves the model and a PNG of the log-likelihood curve.
+6. saves the model and a PNG of the log-likelihood curve;
+7. prints a ``sparklift hmm decode`` command to try next on those outputs.
 
 Everything it writes goes under one folder; nothing is fetched from the
 network.
@@ -26,6 +27,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -235,6 +239,56 @@ def plot_loglik(history: list[float], path: str, title: str = "EM log-likelihood
     return path
 
 
+def _shown_path(path: str) -> str:
+    """``path`` relative to the working directory when it lies below it, else absolute."""
+    path = os.path.abspath(path)
+    relative = os.path.relpath(path, os.getcwd())
+    return path if relative.startswith(os.pardir) else relative
+
+
+def sparklift_command() -> str:
+    """How to call the ``sparklift`` command of this Python environment from a shell.
+
+    ``sparklift`` when that is what the shell finds (an activated virtual
+    environment), else the script's path (``.venv/bin/sparklift`` after
+    ``make demo``), else ``python -m sparklift``.
+    """
+    script = os.path.join(os.path.dirname(sys.executable), "sparklift")
+    if os.path.isfile(script):
+        found = shutil.which("sparklift")
+        if found and os.path.realpath(found) == os.path.realpath(script):
+            return "sparklift"
+        return shlex.quote(_shown_path(script))
+    return f"{shlex.quote(_shown_path(sys.executable))} -m sparklift"
+
+
+def next_command(paths: dict[str, str]) -> str:
+    """A ``sparklift hmm decode`` command that decodes the demo's click log with its model.
+
+    The click log is an event table (one row per click), so the sessions are
+    rebuilt from its ``session_id``, ``ts`` and ``page_id`` columns, as the
+    demo itself does; the result goes to ``my-decoded.parquet`` beside the
+    other outputs.
+    """
+    output = os.path.join(os.path.dirname(paths["model"]), "my-decoded.parquet")
+    words = [
+        "hmm",
+        "decode",
+        _shown_path(paths["model"]),
+        _shown_path(paths["clicks"]),
+        "--id-col",
+        "session_id",
+        "--order-col",
+        "ts",
+        "--value-cols",
+        "page_id",
+        "--output",
+        _shown_path(output),
+        "--overwrite",
+    ]
+    return " ".join([sparklift_command(), *(shlex.quote(w) for w in words)])
+
+
 @dataclass
 class DemoResult:
     """What :func:`run_demo` produced."""
@@ -263,7 +317,7 @@ def run_demo(
     tol: float = 1.0,
     random_state: int = 0,
     spark: SparkSession | None = None,
-    progress: bool | None = True,
+    progress: bool | None = None,
     echo: Callable[[str], None] = print,
 ) -> DemoResult:
     """Generate shopping sessions, fit an HMM on Spark, decode, write everything.
@@ -283,7 +337,9 @@ def run_demo(
     spark : SparkSession, optional
         Defaults to :func:`sparklift.session.get_spark`.
     progress : bool, optional
-        Show the EM progress bar.
+        Show the EM progress bar. Unset: only when stderr is a terminal, so
+        that ``make demo | tee log`` does not fill the log with the bar's
+        carriage-return updates.
     echo : callable, default print
         Where the report lines go.
 
@@ -299,6 +355,8 @@ def run_demo(
     from sparklift.hmm.sequences import sequences_from_events
     from sparklift.session import get_spark
 
+    if progress is None:
+        progress = sys.stderr.isatty()
     seconds: dict[str, float] = {}
     output = os.path.abspath(output)
     os.makedirs(output, exist_ok=True)
@@ -364,8 +422,6 @@ def run_demo(
 
         start = time.perf_counter()
         if os.path.exists(paths["model"]):
-            import shutil
-
             shutil.rmtree(paths["model"])
         model.save(paths["model"])
         decoded = model.transform(sessions)
@@ -456,6 +512,8 @@ def run_demo(
         width = max(len(k) for k in paths)
         for key, path in paths.items():
             echo(f"  {key:<{width}}  {path}")
+        echo("\nNext: decode the click log yourself with the saved model:")
+        echo(f"  {next_command(paths)}")
         return result
     finally:
         sessions.unpersist()

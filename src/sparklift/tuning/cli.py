@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from sparklift.cli import EXCEPTION_LINE
+from sparklift.cli import EXCEPTION_LINE, add_spark_options
 from sparklift.errors import InvalidInputError, SparkliftError
 
 
@@ -204,6 +204,7 @@ def _plain(value: Any) -> Any:
 def _tune(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from sparklift.cli import CommandSession
     from sparklift.tuning.search import GridSearchCV
 
     # Everything that can be checked without the data first, then the data:
@@ -254,7 +255,7 @@ def _tune(args: argparse.Namespace) -> int:
     )
     # stdout carries the results JSON; scikit-learn's verbose lines go to stderr.
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with CommandSession(args, "sparklift-tune"), contextlib.redirect_stdout(sys.stderr):
             search.fit(X, y)
     except SparkliftError:
         raise
@@ -317,4 +318,5 @@ def register(subparsers: Any) -> None:
         default=float("nan"),
         help="score of a fit that raises: a number (default nan), or 'raise' to stop",
     )
+    add_spark_options(parser)
     parser.set_defaults(func=_tune)
