@@ -48,7 +48,9 @@ def _skops() -> Any:
     """skops.io, or a clear error naming the extra that installs it."""
     try:
         import skops.io as sio
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("skops", "skops.io"):
+            raise  # skops is there, but something it needs is not
         raise ImportError(
             "Saving and loading scikit-learn models safely needs skops: "
             "`pip install 'sparklift[skops]'` (or `pip install skops`); or pass "

@@ -182,20 +182,63 @@ def starts_local_jvm() -> bool:
 LOG_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.properties")
 
 
+#: A JVM option naming a log4j configuration file (log4j2 reads both spellings).
+_LOG4J_OPTION = re.compile(r"-Dlog4j2?\.configuration(File)?=")
+#: The files log4j2 would find in Spark's conf directory.
+_LOG4J_FILES = tuple(f"log4j2{ext}" for ext in (".properties", ".xml", ".yaml", ".yml", ".json"))
+
+
+def _spark_conf_dir() -> str | None:
+    """Spark's conf directory, found as spark-submit finds it."""
+    if os.environ.get("SPARK_CONF_DIR"):
+        return os.environ["SPARK_CONF_DIR"]
+    home = os.environ.get("SPARK_HOME")
+    if not home:
+        try:
+            import pyspark
+        except ImportError:
+            return None
+        home = os.path.dirname(os.path.abspath(pyspark.__file__))
+    return os.path.join(home, "conf")
+
+
+def _defaults_java_options(conf_dir: str) -> str | None:
+    """``spark.driver.extraJavaOptions`` from ``spark-defaults.conf``, if it sets it."""
+    try:
+        with open(os.path.join(conf_dir, "spark-defaults.conf"), encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    found = None
+    for line in lines:  # Java properties: key, then whitespace, "=" or ":"
+        match = re.match(r"\s*([^\s=:#!][^\s=:]*)\s*[=:]?\s*(.*)$", line)
+        if match and match.group(1) == "spark.driver.extraJavaOptions":
+            found = match.group(2).strip()
+    return found
+
+
 def _use_quiet_logging(settings: dict[str, Any]) -> None:
     """Point a new local driver JVM at sparklift's log4j2 configuration.
 
     Spark's defaults at ERROR, and without the executor's, the scheduler's and
-    the writer's copies of a failed task's stack trace: the job's exception
-    reports it once, on the driver. Left alone when the user configures log4j
-    (a ``log4j2.properties`` in ``SPARK_CONF_DIR``, or their own
-    ``-Dlog4j2.configurationFile``).
+    the writers' copies of a failed task's stack trace: the job's exception
+    reports it once, on the driver. Left alone when the user configures log4j:
+    a ``log4j2.*`` file in Spark's conf directory, ``LOG4J_CONFIGURATION_FILE``,
+    or a ``-Dlog4j2.configurationFile`` (or ``-Dlog4j.configurationFile``) in
+    the JVM options. The option is set with ``--conf``, which replaces
+    ``spark-defaults.conf``'s value, so that value is kept in it.
     """
     key = "spark.driver.extraJavaOptions"
-    options = str(settings.get(key, ""))
-    conf_dir = os.environ.get("SPARK_CONF_DIR")
-    if "log4j2.configurationFile" in options or (
-        conf_dir and os.path.exists(os.path.join(conf_dir, "log4j2.properties"))
+    conf_dir = _spark_conf_dir()
+    options = settings.get(key)
+    if options is None and conf_dir:
+        options = _defaults_java_options(conf_dir)
+    options = str(options or "")
+    if (
+        _LOG4J_OPTION.search(options)
+        or _LOG4J_OPTION.search(os.environ.get("JAVA_TOOL_OPTIONS", ""))
+        or os.environ.get("LOG4J_CONFIGURATION_FILE")
+        or (conf_dir and any(os.path.exists(os.path.join(conf_dir, f)) for f in _LOG4J_FILES))
     ):
         return
     ours = f"-Dlog4j2.configurationFile={Path(LOG_CONFIG).as_uri()}"

@@ -770,6 +770,8 @@ def sequences_from_events(
         raise InvalidInputError("value_cols must name at least one column")
     if not ids:
         raise InvalidInputError("id_col must name at least one column")
+    if len(set(ids)) != len(ids):
+        raise InvalidInputError(f"id_col names a column more than once: {ids}")
     missing = [c for c in (*ids, order_col, *values) if c not in df.columns]
     if missing:
         raise InvalidInputError(

@@ -253,29 +253,31 @@ def _tune(args: argparse.Namespace) -> int:
         error_score=args.error_score,
         verbose=1 if args.progress else 0,
     )
-    # stdout carries the results JSON; scikit-learn's verbose lines go to stderr.
-    try:
-        with CommandSession(args, "sparklift-tune"), contextlib.redirect_stdout(sys.stderr):
-            search.fit(X, y)
-    except SparkliftError:
-        raise
-    except Exception as exc:
-        if args.error_score == "raise":
-            # The failing candidate's own exception, stopped at as asked: one line.
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise InvalidInputError(
-                f"a fit failed and --error-score raise stops the search there: "
-                f"{type(exc).__name__}: {first}"
-            ) from None
-        if not isinstance(exc, ValueError) or "fits failed" not in str(exc):
+    # A session that cannot start is its own error, not a failed fit.
+    with CommandSession(args, "sparklift-tune"):
+        # stdout carries the results JSON; scikit-learn's verbose lines go to stderr.
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                search.fit(X, y)
+        except SparkliftError:
             raise
-        # scikit-learn's own message when no candidate could be fitted: the
-        # count and each distinct error with its traceback; keep the errors.
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        errors = [line.strip() for line in lines if EXCEPTION_LINE.match(line.strip())]
-        raise InvalidInputError(
-            f"{lines[0].rstrip('.')}: " + "; ".join(dict.fromkeys(errors or lines[1:2]))
-        ) from None
+        except Exception as exc:
+            if args.error_score == "raise":
+                # The failing candidate's own exception, stopped at as asked: one line.
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise InvalidInputError(
+                    f"a fit failed and --error-score raise stops the search there: "
+                    f"{type(exc).__name__}: {first}"
+                ) from None
+            if not isinstance(exc, ValueError) or "fits failed" not in str(exc):
+                raise
+            # scikit-learn's own message when no candidate could be fitted: the
+            # count and each distinct error with its traceback; keep the errors.
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            errors = [line.strip() for line in lines if EXCEPTION_LINE.match(line.strip())]
+            raise InvalidInputError(
+                f"{lines[0].rstrip('.')}: " + "; ".join(dict.fromkeys(errors or lines[1:2]))
+            ) from None
     result = {
         "best_params": _plain(search.best_params_),
         "best_score": _plain(search.best_score_),
