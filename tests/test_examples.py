@@ -30,7 +30,15 @@ def test_every_example_is_listed():
     }
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+#: The longest (12-16 s each): `make test-all` runs them, `make test` the others.
+SLOW_EXAMPLES = {"grouped_seed_recipe.py", "tuning_timeseries_cv.py", "hmm_next_steps.py"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW_EXAMPLES else p for p in EXAMPLES],
+    ids=lambda p: p.stem,
+)
 def test_example_runs(spark, path, monkeypatch, tmp_path, capsys):
     args = list(ARGS.get(path.name, []))
     if path.name in TAKES_WORKDIR:

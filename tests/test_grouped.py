@@ -204,6 +204,7 @@ def test_failed_group_does_not_fail_the_others_and_cogroup_matches(spark):
 
 
 # pyspark warns when toPandas meets the (expected) task error mid-way.
+@pytest.mark.slow  # CI time: `make test-all` runs it
 @pytest.mark.filterwarnings("ignore:toPandas attempted Arrow optimization:UserWarning")
 def test_null_features_fail_their_group_with_a_count_and_predict_on_null(spark):
     pdf = make_groups(2)

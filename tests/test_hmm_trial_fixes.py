@@ -40,7 +40,6 @@ def _hand_built_multinomial() -> hmm.MultinomialHMM:
     return ref
 
 
-@pytest.mark.smoke
 @pytest.mark.parametrize(
     ("build", "model_cls"),
     [(_hand_built_poisson, PoissonHMMModel), (_hand_built_multinomial, MultinomialHMMModel)],
@@ -71,7 +70,6 @@ def test_from_hmmlearn_refuses_n_features_that_contradict_the_parameters():
         PoissonHMMModel.from_hmmlearn(ref)
 
 
-@pytest.mark.smoke
 def test_poisson_refuses_counts_that_are_not_whole(spark):
     rows = [(1, [1.0, 2.0, 3.0]), (2, [1.5, 2.5, 3.0, 0.5]), (3, [4.0, 0.0])]
     df = spark.createDataFrame(rows, "id long, sequence array<double>")

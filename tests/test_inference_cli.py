@@ -56,6 +56,7 @@ def _failing_job(tmp_path):
     return [*argv, "--output", str(tmp_path / "out"), "--input-cols", "a,b"]
 
 
+@pytest.mark.slow  # CI time: `make test-all` runs it
 def test_a_failing_job_leaves_no_output_behind(spark, tmp_path, capsys):
     argv = _failing_job(tmp_path)
     assert main(argv) == 1

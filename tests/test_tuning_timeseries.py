@@ -169,7 +169,12 @@ CUT_EARLY = {"cutoffs": [day(10), day(14), day(18)], "horizon": 3}  # day 23 unu
 
 @pytest.mark.parametrize(
     ("window", "refit_from_cache"),
-    [({"numFolds": 3}, True), (SLIDING, False), (CUT_EARLY, False)],
+    [
+        ({"numFolds": 3}, True),
+        # CI time: `make test-all` runs these two.
+        pytest.param(SLIDING, False, marks=pytest.mark.slow),
+        pytest.param(CUT_EARLY, False, marks=pytest.mark.slow),
+    ],
     ids=["expanding", "sliding", "cutoffs"],
 )
 def test_folds_keep_the_source_layout_and_the_refit_uses_every_row(spark, window, refit_from_cache):
