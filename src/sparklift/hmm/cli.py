@@ -19,8 +19,7 @@ import sys
 from typing import Any
 
 # The Spark options and session handling every command shares.
-from sparklift.cli import CommandSession as _Session
-from sparklift.cli import add_spark_options as _add_spark_options
+from sparklift.cli import CommandSession, add_spark_options
 
 #: Choices of the string options.
 COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
@@ -189,7 +188,7 @@ def register(subparsers: Any) -> None:
         default=True,
         help="show the EM progress bar (default: on)",
     )
-    _add_spark_options(fit)
+    add_spark_options(fit)
     fit.set_defaults(func=_fit, parser=fit)
 
     decode = commands.add_parser(
@@ -204,7 +203,7 @@ def register(subparsers: Any) -> None:
     decode.add_argument("--algorithm", choices=ALGORITHMS, help="decoder (default: the model's)")
     decode.add_argument("--posteriors-col", help="also write state posteriors in this column")
     decode.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    _add_spark_options(decode)
+    add_spark_options(decode)
     decode.set_defaults(func=_decode)
 
     demo = subparsers.add_parser(
@@ -232,7 +231,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="show the EM progress bar (default: only when stderr is a terminal)",
     )
-    _add_spark_options(demo)
+    add_spark_options(demo)
     demo.set_defaults(func=_demo)
 
 
@@ -356,7 +355,7 @@ def _fit(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"{args.output} already exists; pass --overwrite to replace it")
     _check_input(args.input)
     estimator = _estimator(args)
-    with _Session(args, "sparklift-hmm-fit") as spark:
+    with CommandSession(args, "sparklift-hmm-fit") as spark:
         sequences = _read_sequences(spark, args, _kind(args.family))
         model = estimator.fit(sequences)
         writer = model.write()
@@ -392,7 +391,7 @@ def _decode(args: argparse.Namespace) -> int:
         model.set(model.algorithm, args.algorithm)
     if args.posteriors_col:
         model.set(model.posteriors_col, args.posteriors_col)
-    with _Session(args, "sparklift-hmm-decode") as spark:
+    with CommandSession(args, "sparklift-hmm-decode") as spark:
         sequences = _read_sequences(spark, args, _kind(model._family_name))
         decoded = model.transform(sequences)
         from sparklift._spark import translate_errors
@@ -410,7 +409,7 @@ def _decode(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from sparklift.hmm.demo import run_demo
 
-    with _Session(args, "sparklift-demo") as spark:
+    with CommandSession(args, "sparklift-demo") as spark:
         run_demo(
             args.output,
             n_sessions=args.sessions,

@@ -697,7 +697,9 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
         if n_features is not None:
             _check_priors(self, hyper, n_components, int(n_features))
 
-        column_layout(dataset, col, kind)  # a missing or mistyped column, before any job
+        nested, _ = column_layout(
+            dataset, col, kind
+        )  # a missing or mistyped column, before any job
         # Cache first and validate the cached data: the validation job fills the cache,
         # so the source is read once (the first EM iteration reuses it).
         data = dataset.select(_spark.col(col))
@@ -731,7 +733,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
                 hyper["n_trials"] = lo if lo == hi else None
             _check_priors(self, hyper, n_components, hyper["n_features"])
             family = family_cls(**hyper)
-            self._warn_degenerate(family, summary, n_components, col, dataset)
+            self._warn_degenerate(family, summary, n_components, col, nested)
             return self._fit_cached(
                 data,
                 dataset.select(_spark.col(col)),
@@ -747,11 +749,11 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
             data.unpersist()
 
     def _warn_degenerate(
-        self, family: Any, summary: Any, n_components: int, col: str, dataset: Any
+        self, family: Any, summary: Any, n_components: int, col: str, nested: bool
     ) -> None:
         """hmmlearn's warnings for fits that cannot come to anything useful."""
         nf = int(family.n_features)
-        if self._family_name == "multinomial" and not column_layout(dataset, col, "vector")[0]:
+        if self._family_name == "multinomial" and not nested:
             # hmmlearn < 0.3 called the categorical model MultinomialHMM.
             warnings.warn(
                 f"Column '{col}' has one number per frame, so MultinomialHMM reads each frame "
