@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import warnings
@@ -178,3 +179,33 @@ def test_sequences_from_events_with_a_composite_id(spark):
         sequences_from_events(events, ["user", "session"], "ts", "page", "user")
     with pytest.raises(InvalidInputError, match="more than once"):
         sequences_from_events(events, ["user", "user"], "ts", "page", "pages")
+
+
+@pytest.mark.filterwarnings("ignore:Fitting a model with")  # expected: too few frames
+def test_full_covariance_breakdown_mid_fit_is_a_clear_error_where_hmmlearn_fails(spark):
+    # A state left with almost no frames gets a covariance that is not positive-definite
+    # even with hmmlearn's min_covar retry: hmmlearn's next E-step raises ValueError.
+    # sparklift used to raise it inside a Spark task; now it refuses on the driver, at
+    # the same iteration, from the same starting parameters.
+    rng = np.random.RandomState(16)
+    n, nf, k = rng.randint(8, 40), rng.randint(2, 4), rng.randint(3, 7)
+    X = rng.randn(n, nf) * rng.choice([1e-3, 1, 1e3])
+    start = hmm.GaussianHMM(n_components=k, covariance_type="full", random_state=16)
+    start._init(X)
+    ref = copy.deepcopy(start).set_params(n_iter=30, init_params="")
+    with pytest.raises(ValueError, match="positive-definite"):
+        ref.fit(X)
+    failed_after = ref.monitor_.iter  # M-steps hmmlearn completed before its E-step failed
+
+    df = sequences_from_arrays(spark, X, [n])
+    est = GaussianHMM(
+        n_components=k, covariance_type="full", n_iter=30, init_params="", init_model=start
+    )
+    with pytest.raises(
+        InvalidInputError,
+        match=rf"EM iteration {failed_after} ended .*positive-definite covars_prior",
+    ):
+        est.fit(df)
+    # The advice works: a positive-definite prior keeps every covariance usable.
+    model = est.copy().setParams(covars_prior=(0.01 * np.eye(nf)).tolist()).fit(df)
+    assert all(np.all(np.linalg.eigvalsh(c) > 0) for c in model.covars_)

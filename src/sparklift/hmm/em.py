@@ -288,6 +288,7 @@ def run_em(
     bar = _Progress(show_progress(progress, verbose), n_iter, monitor.iter, desc)
     try:
         while monitor.iter < n_iter:
+            _refuse_unusable(family, params, monitor.iter)
             stats = expected_statistics(
                 data,
                 col,
@@ -312,6 +313,43 @@ def run_em(
     finally:
         bar.close()
     return params, monitor
+
+
+def covariance_advice(family: Any) -> str:
+    """What to change when EM ends up with a covariance that defines no distribution."""
+    if getattr(family, "covariance_type", None) != "full":
+        return ""
+    if getattr(family, "n_mix", None) is not None:
+        return (
+            " A mixture component that gets (almost) no frames keeps little more than its "
+            "prior. Use fewer n_components or n_mix, more data, or covariance_type='diag'."
+        )
+    return (
+        " A state that gets (almost) no frames keeps only the prior, and a scalar "
+        "covars_prior makes a 'full' covariance that is not positive-definite. "
+        "Use fewer n_components, more data, covariance_type='diag', or a "
+        "positive-definite covars_prior (e.g. 0.01 * np.eye(n_features))."
+    )
+
+
+def _refuse_unusable(family: Any, params: core.Params, done: int) -> None:
+    """Refuse, on the driver, parameters the next E-step could not use.
+
+    hmmlearn raises the same ``ValueError`` from its next E-step; here it would
+    come from inside a Spark task, so the check runs first (a Cholesky
+    factorisation per covariance matrix, no data involved).
+    """
+    try:
+        family.check_likelihood(params)
+    except ValueError as exc:
+        where = (
+            "the starting parameters"
+            if done == 0
+            else f"EM iteration {done} ended with parameters that"
+        )
+        raise InvalidInputError(
+            f"{where} define no distribution: {exc}.{covariance_advice(family)}"
+        ) from None
 
 
 def _refuse_dead_states(params: core.Params, iteration: int) -> None:

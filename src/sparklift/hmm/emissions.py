@@ -159,25 +159,38 @@ def _lmvn_diag(X: np.ndarray, means: np.ndarray, covars: np.ndarray) -> np.ndarr
         return -0.5 * (nf * np.log(2 * np.pi) + np.log(covars).sum(axis=-1) + quad)
 
 
-def _lmvn_full(
-    X: np.ndarray, means: np.ndarray, covars: np.ndarray, min_covar: float = 1.0e-7
-) -> np.ndarray:
-    # hmmlearn's arithmetic: Cholesky per state (once), then a triangular
-    # solve per frame, done by one compiled pass over the frames
-    nc, nf = means.shape
-    chols = np.empty((nc, nf, nf))
-    logdets = np.empty(nc)
-    for c in range(nc):
-        cv = covars[c]
+def _cholesky_factors(
+    covars: np.ndarray, min_covar: float = 1.0e-7
+) -> tuple[np.ndarray, np.ndarray]:
+    """hmmlearn's factorisation: the lower Cholesky factor and log-determinant of
+    each ``(F, F)`` matrix, retried with ``min_covar`` added to its diagonal.
+
+    Raises ``ValueError`` naming the first matrix that still has no factor.
+    """
+    nf = covars.shape[-1]
+    mats = covars.reshape(-1, nf, nf)
+    chols = np.empty_like(mats, dtype=float)
+    logdets = np.empty(len(mats))
+    for c, cv in enumerate(mats):
         try:
             cv_chol = linalg.cholesky(cv, lower=True)
         except linalg.LinAlgError:
             try:
                 cv_chol = linalg.cholesky(cv + min_covar * np.eye(nf), lower=True)
             except linalg.LinAlgError:
-                raise ValueError("'covars' must be symmetric, positive-definite") from None
+                raise ValueError(
+                    f"'covars' must be symmetric, positive-definite (matrix #{c} is not, "
+                    f"even with {min_covar:g} added to its diagonal)"
+                ) from None
         chols[c] = cv_chol
         logdets[c] = 2 * np.sum(np.log(np.diagonal(cv_chol)))
+    return chols, logdets
+
+
+def _lmvn_full(X: np.ndarray, means: np.ndarray, covars: np.ndarray) -> np.ndarray:
+    # hmmlearn's arithmetic: Cholesky per state (once), then a triangular
+    # solve per frame, done by one compiled pass over the frames
+    chols, logdets = _cholesky_factors(covars)
     return kernels.gaussian_full_loglik(X, means, chols, logdets)
 
 
@@ -348,6 +361,17 @@ class EmissionFamily:
     def check_params(self, params: Params) -> None:
         """Raise ``ValueError`` naming the parameter if ``params`` are invalid."""
         raise NotImplementedError
+
+    def check_likelihood(self, params: Params) -> None:
+        """Raise ``ValueError`` if :meth:`log_likelihood` would refuse ``params``.
+
+        EM calls it before each E-step, so that parameters an M-step left
+        unusable are reported on the driver, not from inside a Spark task.
+        Only covariance matrices (the Gaussian and GMM families' ``"full"`` and
+        ``"tied"`` types) can be refused there.
+        """
+        if getattr(self, "covariance_type", None) in ("full", "tied"):
+            _cholesky_factors(np.asarray(params["covars"]))
 
     def n_fit_scalars(self, n_components: int, n_features: int) -> dict[str, int]:
         """Free scalars per parameter letter, as hmmlearn's ``_get_n_fit_scalars_per_param``."""

@@ -888,14 +888,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
             )
         except ValueError as exc:
             # hmmlearn returns such a model, and then refuses to score with it.
-            advice = ""
-            if "'full' covars" in str(exc):
-                advice = (
-                    " A state that gets (almost) no frames keeps only the prior, and a scalar "
-                    "covars_prior makes a 'full' covariance that is not positive-definite. "
-                    "Use fewer n_components, more data, covariance_type='diag', or a "
-                    "positive-definite covars_prior (e.g. 0.01 * np.eye(n_features))."
-                )
+            advice = em.covariance_advice(family) if "'full' covars" in str(exc) else ""
             raise InvalidInputError(
                 f"EM ended with parameters that define no distribution: {exc}.{advice}"
             ) from None
