@@ -43,6 +43,28 @@ def test_predict_command_round_trip(spark, tmp_path, capsys):
     assert main([*argv, "--input-cols", "a,b,c", "--overwrite", "--allow-pickle"]) == 0
 
 
+def test_overwrite_in_place_replaces_the_output_it_reads(spark, tmp_path, capsys):
+    # --overwrite of a local output writes beside it and swaps on success: the
+    # input may be the output itself (Spark's own overwrite refuses that, as it
+    # deletes the old files before reading them).
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(30, 2))
+    model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    save_model(model, str(tmp_path / "model.skops"))
+    data = str(tmp_path / "data")
+    pd.DataFrame(X, columns=["a", "b"]).to_parquet(tmp_path / "first.parquet")
+    argv = ["predict", "--model", str(tmp_path / "model.skops"), "--input-cols", "a,b"]
+    assert main([*argv, "--input", str(tmp_path / "first.parquet"), "--output", data]) == 0
+    again = [*argv, "--input", data, "--output", data, "--output-col", "again", "--overwrite"]
+    assert main(again) == 0, capsys.readouterr().err
+    got = spark.read.parquet(data).toPandas()
+    assert list(got.columns) == ["a", "b", "prediction", "again"]
+    assert len(got) == len(X)
+    np.testing.assert_array_equal(got["again"], model.predict(got[["a", "b"]].to_numpy()))
+    np.testing.assert_array_equal(got["prediction"], got["again"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "first.parquet", "model.skops"]
+
+
 def _failing_job(tmp_path):
     """Arguments of a predict run whose job fails in a task (a null feature)."""
     rng = np.random.default_rng(1)
@@ -72,15 +94,16 @@ def test_a_failing_job_leaves_no_output_behind(spark, tmp_path, capsys):
     assert "scored = predict(" not in err
     got = spark.read.parquet(str(tmp_path / "out")).toPandas()
     assert got["prediction"].isna().sum() == 1
-    # A nested new path leaves no empty parents; a failed --overwrite (Spark
-    # deleted the old output first) leaves no empty output refusing the next run.
+    # A nested new path leaves no empty parents; a failed --overwrite keeps the
+    # old output as it was, and leaves nothing beside it.
     nested = str(tmp_path / "new" / "sub" / "out")
     assert main([*argv[:-3], nested, *argv[-2:]]) == 1
     assert not (tmp_path / "new").exists()
     assert main([*argv, "--overwrite"]) == 1
-    assert not (tmp_path / "out").exists()
-    assert main(argv) == 1  # still the null, not "already exists"
-    assert "already exists" not in capsys.readouterr().err
+    assert "Feature column 'b' has null values in 1 rows" in capsys.readouterr().err
+    kept = spark.read.parquet(str(tmp_path / "out")).toPandas()
+    pd.testing.assert_frame_equal(kept, got)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "model.skops", "out"]
 
 
 @pytest.mark.slow  # starts a second JVM

@@ -40,20 +40,28 @@ def _first_missing(path: str) -> str | None:
     return path
 
 
-def _holds_no_data(path: str) -> bool:
-    """Whether a directory holds only Spark's bookkeeping (``_temporary``, ``.crc`` files)."""
+def _staging_dir(local: str) -> str:
+    """A new directory beside ``local`` (same file system) to write a replacement into."""
+    import tempfile
+
+    parent, name = os.path.split(os.path.abspath(local))
+    return tempfile.mkdtemp(prefix=f".{name}.sparklift-", dir=parent)
+
+
+def _swap_in(staging: str, local: str) -> None:
+    """Move the output written in ``staging`` to ``local``, replacing what was there.
+
+    Two renames on one file system; the old output is deleted only once the new
+    one is in place (it is put back if the second rename fails).
+    """
+    previous = os.path.join(staging, "previous")
+    os.rename(local, previous)
     try:
-        return all(name.startswith(("_", ".")) for name in os.listdir(path))
+        os.rename(os.path.join(staging, "output"), local)
     except OSError:
-        return False
-
-
-def _remove_failed_output(args: argparse.Namespace, local: str | None, created: str | None) -> None:
-    """Remove what a failed write left that would refuse the next run."""
-    if created is not None:
-        shutil.rmtree(created, ignore_errors=True)
-    elif args.overwrite and local is not None and _holds_no_data(local):
-        shutil.rmtree(local, ignore_errors=True)
+        os.rename(previous, local)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 #: Library wording -> the command line's spelling of the same option.
@@ -114,18 +122,28 @@ def _predict(args: argparse.Namespace) -> int:
         for warning in caught:  # one line each, not Python's source-quoting form
             print(f"sparklift: warning: {_cli_words(str(warning.message))}", file=sys.stderr)
         created = None if local is None else _first_missing(local)
+        # --overwrite of a local output writes beside it and swaps on success, so a
+        # failed job keeps the old output (and the input may be the output itself).
+        # On other file systems Spark's overwrite deletes the old output first.
+        staging = _staging_dir(local) if args.overwrite and local and created is None else None
+        target = args.output
+        if staging is not None:
+            target = ("file:" if args.output.startswith("file:") else "") + staging + "/output"
         try:
             with refusing_existing(args.output, "pass --overwrite"), translate_errors():
-                scored.write.mode("overwrite" if args.overwrite else "error").parquet(args.output)
+                mode = "overwrite" if args.overwrite and staging is None else "error"
+                scored.write.mode(mode).parquet(target)
         except Exception as exc:
             # A failed job leaves the directory it started (empty, or with Spark's
-            # _temporary), which would refuse the next run: remove what this run
-            # created, or, after --overwrite (Spark deleted the old output first),
-            # an output left without data.
-            _remove_failed_output(args, local, created)
+            # _temporary), which would refuse the next run: remove what this run created.
+            leftover = staging or created
+            if leftover is not None:
+                shutil.rmtree(leftover, ignore_errors=True)
             if isinstance(exc, InvalidInputError):
                 raise InvalidInputError(_cli_words(str(exc))) from None
             raise
+        if staging is not None and local is not None:
+            _swap_in(staging, local)
         out_type = scored.schema[args.output_col].dataType.simpleString()
     print(f"wrote {args.output} (column '{args.output_col}': {out_type})", file=sys.stderr)
     return 0
