@@ -79,6 +79,18 @@ def test_fit_then_decode_match_hmmlearn(spark, tmp_path, capsys):
         np.testing.assert_array_equal(row.states, states)
         np.testing.assert_allclose(row.log_likelihood, ref.score(seq), rtol=1e-6)
 
+    # Decoding again: refused without --overwrite; with it, Viterbi paths replaced
+    # by MAP paths and nothing left beside the output.
+    argv = ["hmm", "decode", str(model_dir), str(data), "-o", str(decoded_dir)]
+    assert main(argv) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert main([*argv, "--overwrite", "--algorithm", "map"]) == 0
+    again = pq.read_table(str(decoded_dir)).to_pandas().sort_values("seq_id")
+    for i, row in enumerate(again.itertuples()):
+        seq = X[offsets[i] : offsets[i + 1]]
+        np.testing.assert_array_equal(row.states, ref.decode(seq, algorithm="map")[1])
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
 
 @pytest.mark.slow
 def test_fit_from_csv_event_table(spark, tmp_path, capsys):

@@ -97,6 +97,87 @@ class CommandSession:
                 session.stop()
 
 
+def local_path(path: str) -> str | None:
+    """The local file system path of ``path``, or None for another file system."""
+    if path.startswith("file:"):
+        return path[len("file:") :]
+    return None if "://" in path else path
+
+
+def refuse_existing_output(output: str, overwrite: bool) -> None:
+    """Refuse, before Spark starts, a local ``--output`` that exists without ``--overwrite``."""
+    from sparklift.errors import InvalidInputError
+
+    local = local_path(output)
+    if local is not None and os.path.exists(local) and not overwrite:
+        raise InvalidInputError(f"{output} already exists; pass --overwrite to replace it")
+
+
+def _first_missing(path: str) -> str | None:
+    """The outermost directory of ``path`` that does not exist yet (``path`` itself, or a parent)."""
+    path = os.path.abspath(path)
+    if os.path.exists(path):
+        return None
+    while not os.path.exists(os.path.dirname(path)):
+        path = os.path.dirname(path)
+    return path
+
+
+def _swap_in(staging: str, local: str) -> None:
+    """Move the output written in ``staging`` to ``local``, replacing what was there.
+
+    Two renames on one file system; the old output is deleted only once the new
+    one is in place (it is put back if the second rename fails).
+    """
+    import shutil
+
+    previous = os.path.join(staging, "previous")
+    os.rename(local, previous)
+    try:
+        os.rename(os.path.join(staging, "output"), local)
+    except OSError:
+        os.rename(previous, local)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_parquet_output(df: Any, output: str, overwrite: bool) -> None:
+    """Write a command's result ``df`` as Parquet to ``output``.
+
+    On a local file system a failed job leaves nothing behind (not even the
+    parent folders it created), and ``overwrite`` writes beside the old output
+    (a hidden ``.NAME.sparklift-*`` folder) and swaps it in only once the job
+    has succeeded: a failed run keeps the old output, and the input may be the
+    output itself. On other file systems Spark's own overwrite runs, which
+    deletes the old output before the job.
+    """
+    import shutil
+    import tempfile
+
+    from sparklift._spark import refusing_existing, translate_errors
+
+    local = local_path(output)
+    created = None if local is None else _first_missing(local)
+    staging = None
+    target = output
+    if overwrite and local is not None and created is None:
+        parent, name = os.path.split(os.path.abspath(local))
+        staging = tempfile.mkdtemp(prefix=f".{name}.sparklift-", dir=parent)
+        target = ("file:" if output.startswith("file:") else "") + staging + "/output"
+    try:
+        with refusing_existing(output, "pass --overwrite"), translate_errors():
+            df.write.mode("overwrite" if overwrite and staging is None else "error").parquet(target)
+    except Exception:
+        # A failed job leaves the folder it started (empty, or with Spark's
+        # _temporary), which would refuse the next run.
+        leftover = staging or created
+        if leftover is not None:
+            shutil.rmtree(leftover, ignore_errors=True)
+        raise
+    if staging is not None and local is not None:
+        _swap_in(staging, local)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every registered subcommand."""
     parser = argparse.ArgumentParser(

@@ -9,8 +9,6 @@ output column is added.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 import warnings
 
@@ -21,47 +19,6 @@ def _split(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [part.strip() for part in value.split(",") if part.strip()]
-
-
-def _local_path(path: str) -> str | None:
-    """The local file system path of ``path``, or None for another file system."""
-    if path.startswith("file:"):
-        return path[len("file:") :]
-    return None if "://" in path else path
-
-
-def _first_missing(path: str) -> str | None:
-    """The outermost directory of ``path`` that does not exist yet (``path`` itself, or a parent)."""
-    path = os.path.abspath(path)
-    if os.path.exists(path):
-        return None
-    while not os.path.exists(os.path.dirname(path)):
-        path = os.path.dirname(path)
-    return path
-
-
-def _staging_dir(local: str) -> str:
-    """A new directory beside ``local`` (same file system) to write a replacement into."""
-    import tempfile
-
-    parent, name = os.path.split(os.path.abspath(local))
-    return tempfile.mkdtemp(prefix=f".{name}.sparklift-", dir=parent)
-
-
-def _swap_in(staging: str, local: str) -> None:
-    """Move the output written in ``staging`` to ``local``, replacing what was there.
-
-    Two renames on one file system; the old output is deleted only once the new
-    one is in place (it is put back if the second rename fails).
-    """
-    previous = os.path.join(staging, "previous")
-    os.rename(local, previous)
-    try:
-        os.rename(os.path.join(staging, "output"), local)
-    except OSError:
-        os.rename(previous, local)
-        raise
-    shutil.rmtree(staging, ignore_errors=True)
 
 
 #: Library wording -> the command line's spelling of the same option.
@@ -81,15 +38,13 @@ def _cli_words(message: str) -> str:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from sparklift._spark import refusing_existing, translate_errors
-    from sparklift.cli import CommandSession
+    from sparklift._spark import translate_errors
+    from sparklift.cli import CommandSession, refuse_existing_output, write_parquet_output
     from sparklift.errors import InvalidInputError
     from sparklift.inference import load_model, predict
 
     # What can be checked without Spark is checked before a session starts.
-    local = _local_path(args.output)
-    if local is not None and os.path.exists(local) and not args.overwrite:
-        raise InvalidInputError(f"{args.output} already exists; pass --overwrite to replace it")
+    refuse_existing_output(args.output, args.overwrite)
     model = load_model(args.model, trusted=args.trust or (), allow_pickle=args.allow_pickle)
     input_cols = _split(args.input_cols)
     no_names = getattr(model, "feature_names_in_", None) is None
@@ -121,29 +76,10 @@ def _predict(args: argparse.Namespace) -> int:
                 raise InvalidInputError(_cli_words(str(exc))) from None
         for warning in caught:  # one line each, not Python's source-quoting form
             print(f"sparklift: warning: {_cli_words(str(warning.message))}", file=sys.stderr)
-        created = None if local is None else _first_missing(local)
-        # --overwrite of a local output writes beside it and swaps on success, so a
-        # failed job keeps the old output (and the input may be the output itself).
-        # On other file systems Spark's overwrite deletes the old output first.
-        staging = _staging_dir(local) if args.overwrite and local and created is None else None
-        target = args.output
-        if staging is not None:
-            target = ("file:" if args.output.startswith("file:") else "") + staging + "/output"
         try:
-            with refusing_existing(args.output, "pass --overwrite"), translate_errors():
-                mode = "overwrite" if args.overwrite and staging is None else "error"
-                scored.write.mode(mode).parquet(target)
-        except Exception as exc:
-            # A failed job leaves the directory it started (empty, or with Spark's
-            # _temporary), which would refuse the next run: remove what this run created.
-            leftover = staging or created
-            if leftover is not None:
-                shutil.rmtree(leftover, ignore_errors=True)
-            if isinstance(exc, InvalidInputError):
-                raise InvalidInputError(_cli_words(str(exc))) from None
-            raise
-        if staging is not None and local is not None:
-            _swap_in(staging, local)
+            write_parquet_output(scored, args.output, args.overwrite)
+        except InvalidInputError as exc:
+            raise InvalidInputError(_cli_words(str(exc))) from None
         out_type = scored.schema[args.output_col].dataType.simpleString()
     print(f"wrote {args.output} (column '{args.output_col}': {out_type})", file=sys.stderr)
     return 0

@@ -19,7 +19,12 @@ import sys
 from typing import Any
 
 # The Spark options and session handling every command shares.
-from sparklift.cli import CommandSession, add_spark_options
+from sparklift.cli import (
+    CommandSession,
+    add_spark_options,
+    refuse_existing_output,
+    write_parquet_output,
+)
 
 #: Choices of the string options.
 COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
@@ -376,11 +381,9 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _decode(args: argparse.Namespace) -> int:
-    from sparklift.errors import InvalidInputError
     from sparklift.hmm.estimators import _HMMModel
 
-    if os.path.exists(args.output) and not args.overwrite:
-        raise InvalidInputError(f"{args.output} already exists; pass --overwrite to replace it")
+    refuse_existing_output(args.output, args.overwrite)
     _check_input(args.input)
     model = _HMMModel.load(args.model)
     if args.sequence_col is None:
@@ -396,8 +399,8 @@ def _decode(args: argparse.Namespace) -> int:
         decoded = model.transform(sequences)
         from sparklift._spark import translate_errors
 
+        write_parquet_output(decoded, args.output, args.overwrite)
         with translate_errors():
-            decoded.write.mode("overwrite" if args.overwrite else "error").parquet(args.output)
             n_rows = spark.read.parquet(args.output).count()
     print(
         f"Decoded {n_rows} sequences with {type(model).__name__} "
