@@ -869,6 +869,27 @@ def test_cutoffs_take_one_value_an_array_or_a_pandas_index():
     ]
 
 
+def test_pandas_timestamps_cut_off_a_date_column(spark):
+    """A DatetimeIndex of days (what pd.date_range gives) on a date column, as dates do.
+
+    A cut-off inside a day keeps that day in training: the day starts before it.
+    """
+    import pandas as pd
+
+    rows = [(DAY0 + dt.timedelta(days=d), d) for d in range(8) for _ in range(2)]
+    df = spark.createDataFrame(rows, "t date, hour int")
+    by_date = _probe_cv(timeCol="t", cutoffs=[day(3), day(5)], horizon=1).fit(df)
+    stamps = pd.DatetimeIndex([pd.Timestamp(day(3)), pd.Timestamp(day(5)) + pd.Timedelta("12h")])
+    by_stamp = _probe_cv(timeCol="t", cutoffs=stamps, horizon=1).fit(df)
+    # Cut-off at day h: train on days 0..h (2 rows each), validate on day h + 1.
+    assert by_date.foldMetrics == [[1000.0 * 2 * (h + 1) + 2 * (h + 1)] for h in (3, 5)]
+    assert by_stamp.foldMetrics == by_date.foldMetrics
+    assert by_stamp.foldBoundaries == by_date.foldBoundaries
+    aware = [dt.datetime(2024, 1, 4, tzinfo=dt.timezone.utc)]
+    with pytest.raises(InvalidInputError, match=r"cutoffs\[0\] .* cannot be compared"):
+        _probe_cv(timeCol="t", cutoffs=aware, horizon=1).fit(df)
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
 def test_a_failing_fit_says_which_fold_and_map(spark):
     """A StringIndexer in the Pipeline meets a label first seen in a later validation window."""

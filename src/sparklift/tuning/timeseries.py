@@ -427,6 +427,10 @@ def _cutoff_indices(
             points, value = times, cutoff
             if isinstance(value, str) and isinstance(times[0], _dt.date):
                 value = _parse_iso(value, type(times[0]), f"cutoffs[{i}]", time_col, times[0])
+            elif _is_naive_datetime(value) and type(times[0]) is _dt.date:
+                # A pandas DatetimeIndex of days on a date column: a date d starts at
+                # its midnight, so d <= cutoff exactly when d <= cutoff.date().
+                value = value.date()
         try:
             position = int(np.searchsorted(np.array(points, dtype=object), value, "right"))
         except TypeError:
@@ -441,6 +445,10 @@ def _cutoff_indices(
             )
         indices.append(position - 1)
     return indices
+
+
+def _is_naive_datetime(value: Any) -> bool:
+    return isinstance(value, _dt.datetime) and value.tzinfo is None
 
 
 def _parse_iso(text: str, kind: type, name: str, time_col: str, example: Any) -> Any:
