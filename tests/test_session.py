@@ -121,8 +121,9 @@ def test_fresh_process_pandas_udf_uses_the_driver_interpreter(tmp_path, spark_mo
 
     The child process has no PYSPARK_PYTHON and a PATH whose first python is the
     system one (which has no pandas); only get_spark()'s pinning of the worker
-    interpreter makes the UDF work. The same process then fails a task: the
-    error reaches the driver, and the console gets no copies of its trace.
+    interpreter makes the UDF work. The same process then fails a task and a
+    Spark ML fit: the errors reach the driver, and the console gets no copies
+    of their traces.
     """
     if spark_mode != "local":
         pytest.skip("starts its own local JVM; one mode is enough")
@@ -152,6 +153,16 @@ def test_fresh_process_pandas_udf_uses_the_driver_interpreter(tmp_path, spark_mo
                 spark.range(3).select(boom("id")).write.format("noop").mode("overwrite").save()
             except Exception as exc:
                 print("FAILED", "a bad value" in str(exc))
+
+            from pyspark.ml.feature import VectorAssembler
+            from pyspark.ml.regression import LinearRegression
+
+            rows = spark.createDataFrame([(1.0, 1.0), (None, 2.0)], "x double, label double")
+            rows = VectorAssembler(inputCols=["x"], outputCol="features").transform(rows)
+            try:
+                LinearRegression().fit(rows)
+            except Exception as exc:
+                print("ML FAILED", "Encountered null" in str(exc))
             spark.stop()
             """
         )
@@ -175,9 +186,11 @@ def test_fresh_process_pandas_udf_uses_the_driver_interpreter(tmp_path, spark_mo
     worker = next(line for line in proc.stdout.splitlines() if line.startswith("WORKER"))
     assert os.path.realpath(worker.split(maxsplit=1)[1]) == os.path.realpath(sys.executable)
     assert "FAILED True" in proc.stdout
-    # Spark's defaults would log the failed task's trace three times (~100 lines)
-    # and announce its log level.
-    for marker in ("Exception in task", "TaskSetManager", "Aborting", "Setting default log level"):
+    assert "ML FAILED True" in proc.stdout
+    # Spark's defaults would log the failed task's trace three times (~100 lines),
+    # Spark ML the failed fit's once more, and announce its log level.
+    markers = ("Exception in task", "TaskSetManager", "Aborting", "Instrumentation")
+    for marker in (*markers, "Setting default log level"):
         assert marker not in proc.stderr, proc.stderr[-3000:]
     assert "a bad value" not in proc.stderr, proc.stderr[-3000:]
 
