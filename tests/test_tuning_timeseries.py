@@ -572,25 +572,36 @@ def test_nan_times_are_refused_like_nulls(spark):
         _probe_cv(timeCol="t", numFolds=1, horizon=1, seriesIdCols=["hour"]).fit(df)
 
 
-def test_single_class_fold_is_a_clear_error(spark):
+def test_single_class_fold_refused_only_where_the_metric_is_undefined(spark):
     from pyspark.ml.classification import LogisticRegression
-    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.ml.evaluation import (
+        BinaryClassificationEvaluator,
+        MulticlassClassificationEvaluator,
+    )
     from pyspark.sql import functions as F
 
     df = _panel(spark, n_days=12, per_day=4, classes=True)
     # From day 9 on every label is 1: the last validation window has one class.
     df = df.withColumn("label", F.when(F.col("day") >= day(9), 1.0).otherwise(F.col("label")))
     lr = LogisticRegression(maxIter=5)
-    cv = TimeSeriesCrossValidator(
-        estimator=lr,
-        estimatorParamMaps=[{lr.regParam: 0.0}],
-        evaluator=BinaryClassificationEvaluator(),
-        timeCol="day",
-        numFolds=2,
-        horizon=3,
+    grid = [{lr.regParam: 0.0}]
+    common = {"estimator": lr, "estimatorParamMaps": grid, "timeCol": "day", "numFolds": 2}
+    binary = TimeSeriesCrossValidator(
+        evaluator=BinaryClassificationEvaluator(), horizon=3, **common
     )
-    with pytest.raises(InvalidInputError, match=r"fold 1: the validation window .* has 1 class"):
-        cv.fit(df)
+    with pytest.raises(
+        InvalidInputError, match=r"fold 1: the validation window .* has 1 class.*areaUnderROC"
+    ):
+        binary.fit(df)
+    # Accuracy is defined on one class: computed as Spark's CrossValidator would, with
+    # a warning naming the window.
+    accuracy = MulticlassClassificationEvaluator(metricName="accuracy")
+    cv = TimeSeriesCrossValidator(evaluator=accuracy, horizon=3, **common)
+    with pytest.warns(UserWarning, match=r"1 window\(s\) \(fold 1 validation\)"):
+        model = cv.fit(df)
+    windows = [((day(0), day(5)), (day(6), day(8))), ((day(0), day(8)), (day(9), day(11)))]
+    expected = _sequential_metrics(df, lr, grid, accuracy, windows)
+    np.testing.assert_allclose(model.foldMetrics, expected, rtol=1e-12)
 
 
 @pytest.mark.smoke

@@ -54,6 +54,7 @@ import decimal as _decimal
 import json
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -847,10 +848,16 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
     def _check_classes(
         self, frame: DataFrame, folds: list[_Fold], bounds: list[dict], in_span: Any
     ) -> None:
-        """A classification metric on a window with one class is meaningless: refuse it.
+        """Windows with a single class: refused where the metric is undefined, else a warning.
 
-        Not checked when a Pipeline stage makes the label (see :meth:`_check_label`):
-        the classes are known only after the stages ran.
+        A ``BinaryClassificationEvaluator``'s areas under the ROC and PR curves
+        need both classes in a validation window (scikit-learn's ``roc_auc_score``
+        refuses one class too). Spark ML fits a training window of one class
+        (a model that predicts it) and computes the
+        ``MulticlassClassificationEvaluator``'s metrics (accuracy, F1...) on
+        one class, as ``CrossValidator`` would: those folds get a warning.
+        Not checked when a Pipeline stage makes the label (see
+        :meth:`_check_label`): the classes are known only after the stages ran.
         """
         from pyspark.sql import functions as F
 
@@ -865,15 +872,29 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             for part, span in (("train", fold.train), ("validation", fold.validation)):
                 aggs.append(F.count_distinct(F.when(in_span(span), col(label))).alias(f"{part}{i}"))
         counts = frame.agg(*aggs).first().asDict()
+        single = []
         for name, n_classes in counts.items():
-            if n_classes < 2:
-                part = "train" if name.startswith("train") else "validation"
-                fold = int(name[len(part) :])
+            part = "train" if name.startswith("train") else "validation"
+            fold = int(name[len(part) :])
+            if n_classes >= 2:
+                continue
+            undefined = type(evaluator).__name__ == "BinaryClassificationEvaluator"
+            if n_classes == 0 or (undefined and part == "validation"):
                 raise InvalidInputError(
                     f"fold {fold}: the {part} window {bounds[fold]} has {n_classes} class(es) "
-                    f"in '{label}'; {type(evaluator).__name__} needs two or more. Use longer "
+                    f"in '{label}'; {type(evaluator).__name__}'s "
+                    f"{evaluator.getMetricName()} needs two or more. Use longer "
                     "windows (horizon, trainWindow) or fewer folds."
                 )
+            single.append(f"fold {fold} {part}")
+        if single:
+            warnings.warn(
+                f"One class in '{label}' in {len(single)} window(s) ({', '.join(single)}): "
+                "a model fitted on one class predicts only it, and a metric over one "
+                "class says little. Use longer windows (horizon, trainWindow) or fewer folds.",
+                UserWarning,
+                stacklevel=5,  # the caller's fit()
+            )
 
     # --- fitting ----------------------------------------------------------
 
