@@ -52,8 +52,9 @@ def make_data(n_groups: int, rows_per_group: int) -> pd.DataFrame:
 
 def _fit_and_score(estimator, part: pd.DataFrame) -> tuple:
     # The same work as a row of GroupedModel.models: the fitted model, its row
-    # count, its training score and its fit time.
-    X, y = part[FEATURES].to_numpy(), part["y"].to_numpy()
+    # count, its training score and its fit time. The features by name, as the
+    # seed's recipe and fit_per_group both give them to the estimator.
+    X, y = part[FEATURES], part["y"].to_numpy()
     start = time.perf_counter()
     model = clone(estimator).fit(X, y)
     seconds = time.perf_counter() - start

@@ -7,10 +7,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from sparklift._spark import translate_errors
 from sparklift.errors import (
+    FitFailedError,
     InvalidColumnTypeError,
     InvalidInputError,
     ModelFormatError,
@@ -44,10 +46,11 @@ def make_groups(seed: int = 0, n_per_group: int = 40) -> pd.DataFrame:
     return pdf
 
 
-def matrix(pdf: pd.DataFrame) -> np.ndarray:
-    # C order, as sparklift builds it (pandas alone gives Fortran order, and BLAS
-    # rounds the two differently in the last bit).
-    return np.ascontiguousarray(pdf[FEATURES].to_numpy())
+def matrix(pdf: pd.DataFrame, columns: list[str] = FEATURES) -> pd.DataFrame:
+    # What fit_per_group gives an estimator: the features by name, over a matrix in
+    # C order (pandas alone gives Fortran order, and BLAS rounds the two
+    # differently in the last bit).
+    return pd.DataFrame(np.ascontiguousarray(pdf[columns].to_numpy()), columns=columns)
 
 
 def local_fit(pdf: pd.DataFrame, estimator_factory, label: str) -> dict:
@@ -224,14 +227,18 @@ def test_null_features_fail_their_group_with_a_count_and_predict_on_null(spark):
     reference = local_fit(clean, LinearRegression, "y")
     for g, model in reference.items():
         np.testing.assert_allclose(grouped.get_model(g).coef_, model.coef_, rtol=1e-12)
-    # Scoring: rows with null features are refused with a count, or get null when asked.
-    ok = df.where("store != 'b'").union(df.where("store = 'b'").na.drop())
+    # Scoring: rows of b have no model and get null, null features or not.
     with pytest.warns(UnknownGroupWarning):
-        collect(grouped.predict(ok))
+        got = collect(grouped.predict(df))
+    assert got.loc[got.store == "b", "prediction"].isna().all()
+    # A null feature in a row that has a model is refused with a count, or gets
+    # null when asked.
+    pdf.loc[pdf.index[pdf.store == "a"][:2], "x1"] = None  # two nulls in group a
+    df = spark.createDataFrame(pdf, df.schema)
     # (the task that meets them counts the nulls of its partition, without a pre-pass)
     with (
         pytest.warns(UnknownGroupWarning),
-        pytest.raises(InvalidInputError, match=r"'x1' has null values in [123] rows"),
+        pytest.raises(InvalidInputError, match=r"'x1' has null values in [1-5] rows"),
     ):
         collect(grouped.predict(df.where("store = 'a'").union(df.where("x1 is null"))))
     # The same through the cogroup path, and with the public translate_errors.
@@ -247,12 +254,12 @@ def test_null_features_fail_their_group_with_a_count_and_predict_on_null(spark):
 
     with pytest.warns(UnknownGroupWarning), pytest.warns(NullFeaturesWarning) as nulls:
         got = collect(grouped.predict(df, on_null="null"))
-    assert [w.message.count for w in nulls if w.category is NullFeaturesWarning] == [3]
+    assert [w.message.count for w in nulls if w.category is NullFeaturesWarning] == [5]
     assert got.loc[got.x1.isna(), "prediction"].isna().all()
-    a = (got.store == "a").to_numpy()
+    a = ((got.store == "a") & got.x1.notna()).to_numpy()
     np.testing.assert_array_equal(
         got.loc[a, "prediction"].to_numpy(),
-        reference["a"].predict(np.ascontiguousarray(got.loc[a, FEATURES].to_numpy(float))),
+        reference["a"].predict(matrix(got.loc[a].astype({"x1": float}))),
     )
 
 
@@ -260,8 +267,21 @@ def test_limits_and_bad_input(spark, tmp_path):
     pdf = make_groups(2, n_per_group=10)
     pdf.loc[pdf.store == "b", "store"] = "a"  # group 'a' now has 20 rows
     df = spark.createDataFrame(pdf)
-    with pytest.raises(ResourceLimitError, match=r"group 'a' of 'store' has 20 rows.*=15"):
-        fit_per_group(df, "store", LinearRegression(), FEATURES, "y", max_rows_per_group=15)
+    extra = make_groups(3, n_per_group=12).query("store == 'a'").assign(store="c")
+    big = pd.concat([pdf, extra])  # 'a' 20 rows, 'c' 22, 'd' 10
+    with pytest.raises(
+        ResourceLimitError,
+        match=r"2 group\(s\) of 'store' have more than max_rows_per_group=11 rows; "
+        r"the biggest: 'c' \(22 rows\), 'a' \(20 rows\)",
+    ):
+        fit_per_group(
+            spark.createDataFrame(big),
+            "store",
+            LinearRegression(),
+            FEATURES,
+            "y",
+            max_rows_per_group=11,
+        )
     with pytest.raises(InvalidInputError, match=r"\['nope'\] not in the DataFrame"):
         fit_per_group(df, "store", LinearRegression(), [*FEATURES, "nope"], "y")
     nulls = pdf.astype({"store": object})
@@ -475,7 +495,7 @@ def test_groups_whose_outputs_differ_in_shape_are_a_clear_error(spark):
     for g, part in got.groupby("g"):
         np.testing.assert_array_equal(
             np.stack(part["prediction"].to_numpy()),
-            model.get_model(g).predict_proba(np.ascontiguousarray(part[["a", "b"]].to_numpy())),
+            model.get_model(g).predict_proba(matrix(part, ["a", "b"])),
         )
 
 
@@ -578,3 +598,74 @@ def test_cogroup_never_rounds_a_models_key_onto_another_group(spark):
         for strategy in ("broadcast", "cogroup"):
             got = model.predict(narrow, strategy=strategy).orderBy("k").toPandas()
             np.testing.assert_allclose(got["prediction"], [1.0, 5.0], err_msg=(key_type, strategy))
+
+
+def test_models_know_their_feature_names_and_columns_are_selected_by_name(spark):
+    # A pipeline that picks columns by name fits per group, as on pdf[FEATURES];
+    # its predictions equal a local fit on that group's rows.
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pdf = make_groups()
+    df = spark.createDataFrame(pdf)
+    columns = ColumnTransformer([("s", StandardScaler(), ["x0"]), ("p", "passthrough", ["x2"])])
+    pipe = make_pipeline(columns, LinearRegression())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names"
+        grouped = fit_per_group(df, "store", pipe, FEATURES, "y")
+        got = collect(grouped.predict(df))
+    for group, part in pdf.groupby("store"):
+        local = clone(pipe).fit(part[FEATURES], part["y"])
+        np.testing.assert_array_equal(
+            got.loc[got.store == group, "prediction"].to_numpy(), local.predict(part[FEATURES])
+        )
+        assert list(grouped.get_model(group).feature_names_in_) == FEATURES
+
+
+def test_every_group_failing_is_an_error_at_fit(spark):
+    pdf = make_groups()
+    pdf["y"] = pdf["y"] + 0.5  # continuous: no classifier fits it
+    df = spark.createDataFrame(pdf)
+    with pytest.raises(
+        FitFailedError, match=r"all 4 groups failed to fit, .*Unknown label type"
+    ) as info:
+        fit_per_group(df, "store", LogisticRegression(), FEATURES, "y")
+    assert len(info.value.grouped_model.failed_groups()) == 4
+
+
+def test_array_labels_fit_multi_output_and_other_types_are_refused(spark):
+    pdf = make_groups()
+    pdf["targets"] = list(np.column_stack([pdf["y"], 2 * pdf["y"] - pdf["x1"]]))
+    df = spark.createDataFrame(pdf)
+    grouped = fit_per_group(df, "store", LinearRegression(), FEATURES, "targets")
+    got = collect(grouped.predict(df))
+    for group, part in pdf.groupby("store"):
+        local = LinearRegression().fit(matrix(part), np.stack(part["targets"]))
+        np.testing.assert_allclose(
+            np.stack(got.loc[got.store == group, "prediction"]),
+            local.predict(matrix(part)),
+            rtol=1e-12,
+            atol=1e-12,
+        )
+    from pyspark.sql import functions as F
+
+    dated = df.withColumn("when", F.current_date())
+    with pytest.raises(InvalidColumnTypeError, match=r"label column 'when' has type date"):
+        fit_per_group(dated, "store", LinearRegression(), FEATURES, "when")
+
+
+def test_unknown_groups_with_null_features_get_null_not_an_error(spark):
+    pdf = make_groups()
+    grouped = fit_per_group(spark.createDataFrame(pdf), "store", LinearRegression(), FEATURES, "y")
+    new = pdf.head(6).copy()
+    new.loc[new.index[:3], "store"] = "zz"  # unknown group
+    new["x2"] = new["x2"].astype(object)
+    new.loc[new.index[0], "x2"] = None  # a null feature in an unknown group's row
+    with pytest.warns(UnknownGroupWarning, match="3 rows"):
+        got = collect(grouped.predict(spark.createDataFrame(new), on_unknown="null"))
+    assert got["prediction"].isna().tolist() == [True] * 3 + [False] * 3
+    new.loc[new.index[4], "x2"] = None  # and one in a known group's row: still an error
+    scored = grouped.predict(spark.createDataFrame(new), on_unknown="null")
+    with pytest.raises(InvalidInputError, match="Feature column 'x2' has null values"):
+        collect(scored)

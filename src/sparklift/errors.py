@@ -35,6 +35,16 @@ class ResourceLimitError(SparkliftError, ValueError):
     """Work would exceed a configured size limit (for example the rows in one group)."""
 
 
+class FitFailedError(SparkliftError, ValueError):
+    """Every fit failed, so there is no model to use (as scikit-learn's "All the fits failed").
+
+    ``grouped_model``, when set, is the :class:`~sparklift.grouped.GroupedModel`
+    whose ``failed_groups()`` hold every group's error.
+    """
+
+    grouped_model: object = None
+
+
 class TaskError(SparkliftError, RuntimeError):
     """An exception raised in a Spark task that could not travel back as itself.
 

@@ -57,6 +57,7 @@ from sparklift._spark import (
 )
 from sparklift.errors import (
     CountedWarning,
+    FitFailedError,
     InvalidColumnTypeError,
     InvalidInputError,
     ModelFormatError,
@@ -159,14 +160,12 @@ def _fit_one(table: pa.Table, spec: _FitSpec) -> tuple[Any, ...]:
                     "group; drop or fill them first"
                 )
             X[:, j] = _to_float(column)
-        args = [X]
+        # Named columns, as a local fit on pdf[feature_cols] sees them: the models
+        # get feature_names_in_, and estimators that select columns by name
+        # (a ColumnTransformer) work. The values are the matrix's, not a copy.
+        args: list[Any] = [pd.DataFrame(X, columns=list(spec.feature_cols), copy=False)]
         if spec.label_col is not None:
-            y = table.column(spec.label_col)
-            if y.null_count:
-                raise InvalidInputError(
-                    f"label column '{spec.label_col}' has {y.null_count} null values in this group"
-                )
-            args.append(y.to_numpy())
+            args.append(_label_values(table.column(spec.label_col), spec.label_col))
         model = _fresh(_cached_model(spec.digest, spec.payload))
         start = time.perf_counter()
         model.fit(*args)
@@ -183,6 +182,30 @@ def _fit_one(table: pa.Table, spec: _FitSpec) -> tuple[Any, ...]:
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
     return data, n, score, seconds, error
+
+
+def _label_values(y: pa.ChunkedArray, name: str) -> np.ndarray:
+    """A group's labels: a vector, or a 2-D array for an array column (one target per element)."""
+    if y.null_count:
+        raise InvalidInputError(
+            f"label column '{name}' has {y.null_count} null values in this group"
+        )
+    if pa.types.is_list(y.type) or pa.types.is_large_list(y.type):
+        lengths = pc.list_value_length(y).to_numpy(zero_copy_only=False)
+        if len(lengths) and (lengths.min() != lengths.max() or lengths.min() == 0):
+            raise InvalidInputError(
+                f"label column '{name}' holds arrays of lengths {lengths.min()} to "
+                f"{lengths.max()} in this group; a multi-output target needs one length"
+            )
+        values = pc.list_flatten(y)
+        if values.null_count:
+            raise InvalidInputError(
+                f"label column '{name}' has {values.null_count} null elements in this group"
+            )
+        return _to_float(values).reshape(len(y), -1)
+    if pa.types.is_decimal(y.type):
+        return _to_float(y)
+    return y.to_numpy()
 
 
 def _fit_sorted_groups(
@@ -382,6 +405,8 @@ def fit_per_group(
         empty DataFrame.
     ResourceLimitError
         The biggest group exceeds ``max_rows_per_group``.
+    FitFailedError
+        Every group's fit failed (its ``grouped_model`` holds their errors).
     """
     feature_cols = _check_columns(df, group_col, feature_cols, label_col)
     if group_col.lower() in MODEL_COLUMNS:  # Spark resolves names case-insensitively
@@ -431,9 +456,14 @@ def fit_per_group(
         functools.partial(_fit_sorted_groups, spec=spec),
         models_schema,
     )
-    with translate_errors():
-        # Materialise once: every later action reads the fitted models, never refits.
-        models = fitted.localCheckpoint(eager=True)
+    try:
+        with translate_errors():
+            # Materialise once: every later action reads the fitted models, never refits.
+            models = fitted.localCheckpoint(eager=True)
+    except ResourceLimitError:
+        # The task that failed first named its group; say which groups are over.
+        _refuse_big_groups(df, group_col, int(max_rows_per_group))
+        raise
     result = GroupedModel(
         models, group_col, list(feature_cols), label_col=label_col, serializer=serializer
     )
@@ -449,6 +479,14 @@ def fit_per_group(
     if n_failed:
         failed = result.failed_groups()
         examples = "; ".join(f"{k!r}: {e}" for k, e in failed.head(3).itertuples(index=False))
+        if n_failed == n_groups:
+            error = FitFailedError(
+                f"all {result.n_groups} groups failed to fit, so there is no model to use "
+                f"(e.g. {examples}); every group's error is in the exception's "
+                "grouped_model.failed_groups()"
+            )
+            error.grouped_model = result
+            raise error
         warnings.warn(
             GroupFitWarning(
                 f"{len(failed)} of {result.n_groups} groups failed to fit (e.g. {examples}); "
@@ -458,6 +496,26 @@ def fit_per_group(
             stacklevel=2,
         )
     return result
+
+
+def _refuse_big_groups(df: DataFrame, group_col: str, max_rows: int) -> None:
+    """Raise :class:`ResourceLimitError` naming every group over ``max_rows``, biggest first."""
+    from pyspark.sql import functions as F
+
+    with translate_errors():
+        sizes = df.groupBy(col(group_col)).agg(F.count(F.lit(1)).alias("n"))
+        over = sizes.where(F.col("n") > max_rows)
+        n_over = over.count()
+        biggest = over.orderBy(F.col("n").desc()).limit(3).collect()
+    if not n_over:
+        return  # not a group's size after all: the task's own error stands
+    shown = ", ".join(f"{row[0]!r} ({row[1]:,} rows)" for row in biggest)
+    raise ResourceLimitError(
+        f"{n_over} group(s) of '{group_col}' have more than max_rows_per_group={max_rows:,} "
+        f"rows; the biggest: {shown}. Each group is fitted in one Python worker's memory: "
+        "raise max_rows_per_group if the executors have room for it, or split or sample "
+        "those groups."
+    ) from None
 
 
 def _is_supervised(estimator: Any) -> bool:
@@ -502,7 +560,25 @@ def _check_columns(
         )
     for name in feature_cols:
         _numeric_check(df, name)
+    if label_col is not None:
+        _label_check(df, label_col)
     return feature_cols
+
+
+def _label_check(df: DataFrame, name: str) -> None:
+    """A label is a number, a string or a boolean; or an array of numbers (multi-output)."""
+    from pyspark.sql.types import ArrayType, BooleanType, NumericType, StringType
+
+    dtype = df.schema[name].dataType
+    single = (NumericType, BooleanType, StringType)
+    if isinstance(dtype, single) or (
+        isinstance(dtype, ArrayType) and isinstance(dtype.elementType, NumericType)
+    ):
+        return
+    raise InvalidColumnTypeError(
+        f"label column '{name}' has type {dtype.simpleString()}; labels must be numbers, "
+        "strings or booleans, or an array of numbers for a multi-output target"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -553,7 +629,13 @@ def _score_groups(
         order = np.argsort(codes, kind="stable")
         batch = batch.take(pa.array(order))
         codes = codes[order]
-        X, null_mask = _columns_matrix(batch, score, batches)
+        # Rows of unknown or failed groups get a null prediction whatever their
+        # features hold: a null feature is an error only in rows that have a model.
+        has_model = np.array([models.get(key) is not None for key in uniques] + [False])
+        known = has_model[codes]  # a null key's code -1 picks the appended False
+        X, null_mask = _columns_matrix(batch, replace(score, on_null="null"), batches)
+        if score.on_null == "error" and null_mask is not None and (null_mask & known).any():
+            _columns_matrix(batch.filter(pa.array(known)), score, batches)  # raises, naming it
         bounds = np.flatnonzero(np.diff(codes)) + 1
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [len(codes)]])
@@ -570,6 +652,8 @@ def _score_groups(
                 mask |= null_mask[start:end]
             masks.append(mask)
             rows = X[start:end][~mask]
+            if score.feature_names is not None and hasattr(model, "feature_names_in_"):
+                rows = pd.DataFrame(rows, columns=list(score.feature_names), copy=False)
             for i, (method, kind) in enumerate(zip(score.methods, score.kinds, strict=True)):
                 out = _call(model, method, rows, score) if len(rows) else None
                 _check_shape(out, kind, method, uniques[code], spec.group_col)
@@ -960,14 +1044,19 @@ class GroupedModel:
                 raise NotFittedError("no group has a fitted model (every fit failed)")
             sample_key, sample_model = row[0], self._load(row[1])
         methods = _check_methods(sample_model, method)
+        # fit_per_group's models know their columns' names (feature_names_in_);
+        # ones saved by earlier versions were fitted on a bare matrix, scored with one.
+        names = None
+        if getattr(sample_model, "feature_names_in_", None) is not None:
+            names = tuple(self.feature_cols)
         # A row of zeros first (no Spark job), then the data's first rows, for
         # models that refuse zeros (a log or Box-Cox transform).
         kinds = _infer_kinds(
             sample_model,
             methods,
             [
-                functools.partial(_zeros, len(self.feature_cols), None),
-                functools.partial(_first_rows, df, list(self.feature_cols), None),
+                functools.partial(_zeros, len(self.feature_cols), names),
+                functools.partial(_first_rows, df, list(self.feature_cols), names),
             ],
         )
         self._count_unknown(df, on_unknown, output_col)
@@ -980,7 +1069,7 @@ class GroupedModel:
             array_col=None,
             feature_label="",
             n_features=len(self.feature_cols),
-            feature_names=None,
+            feature_names=names,
             methods=methods,
             kinds=kinds,
             as_struct=len(methods) > 1,
