@@ -381,14 +381,18 @@ def test_bytes_shipped_do_not_grow_with_the_number_of_fits(spark):
 
     # What the Python workers received, measured in the tasks: the store once
     # per Spark task (a few tasks per slot, not one per fit), and each fit's
-    # own pickle once, in the list of its task's calls (a few bytes each).
+    # own pickle once, in the list of its task's calls (a few bytes each),
+    # with the driver's import path once per task.
+    from sparklift._serialize import driver_paths
+
+    per_task = 32 + len(pickle.dumps(driver_paths(), protocol=pickle.HIGHEST_PROTOCOL))
     slots = task_slots(spark)
     for t in (s, b):
         n_tasks = min(TASKS_PER_SLOT * slots, t.n_fits)
         assert t.n_spark_tasks == n_tasks
         assert t.n_spark_jobs == len(job_bounds(n_tasks))
         calls = t.worker_bytes - n_tasks * t.shared_bytes
-        assert t.task_bytes < calls < t.task_bytes + 8 * t.n_fits + 32 * n_tasks
+        assert t.task_bytes < calls < t.task_bytes + 8 * t.n_fits + per_task * n_tasks
         # Each executor got the store and all the calls once per Spark job.
         assert t.broadcast_bytes == t.n_spark_jobs * (t.shared_bytes + calls)
         # Each worker unpickles the store once and then reuses it.

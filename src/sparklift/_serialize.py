@@ -277,15 +277,60 @@ def load(path: str, *, trusted: Iterable[str] = (), allow_pickle: bool = False) 
     return loads(data, trusted=trusted, allow_pickle=allow_pickle)
 
 
+def driver_paths() -> tuple[str, ...]:
+    """This process's import path, absolute, to ship with what it sends to workers.
+
+    A notebook or script often imports modules from its own folder (``""`` on
+    ``sys.path``) or from a folder it added with ``sys.path.append``; Python
+    workers start without those. See :func:`using_driver_paths`.
+    """
+    import os
+    import sys
+
+    return tuple(dict.fromkeys(os.path.abspath(p or os.curdir) for p in sys.path))
+
+
+def using_driver_paths(paths: Iterable[str], load: Any) -> Any:
+    """``load()``; if a module is missing, once more with the driver's import path.
+
+    The driver's folders that exist here and are not on this worker's
+    ``sys.path`` are appended (after the worker's own, so they shadow
+    nothing). On a cluster they usually do not exist on the executors and
+    the original error stands.
+    """
+    try:
+        return load()
+    except ModuleNotFoundError:
+        import importlib
+        import os
+        import sys
+
+        extra = [p for p in paths if p not in sys.path and os.path.isdir(p)]
+        if not extra:
+            raise
+        sys.path.extend(extra)
+        importlib.invalidate_caches()
+        return load()
+
+
+_PATHS_HEADER = struct.Struct("<I")
+
+
 def transport_dumps(obj: Any) -> tuple[bytes, str]:
     """Bytes to ship an object to this job's Python workers, and their hash.
 
     cloudpickle (as Spark ships closures), so models whose classes live in a
-    notebook or ``__main__`` travel too. Never written to disk.
+    notebook or ``__main__`` travel too, preceded by the driver's import path
+    (see :func:`using_driver_paths`). Never written to disk.
     """
+    import pickle
+
     from pyspark import cloudpickle
 
+    head = pickle.dumps(driver_paths(), protocol=pickle.HIGHEST_PROTOCOL)
     buffer = io.BytesIO()
+    buffer.write(_PATHS_HEADER.pack(len(head)))
+    buffer.write(head)
     cloudpickle.dump(obj, buffer)
     data = buffer.getvalue()
     return data, hashlib.sha256(data).hexdigest()
@@ -295,4 +340,8 @@ def transport_loads(data: bytes) -> Any:
     """Inverse of :func:`transport_dumps` (runs on our own workers)."""
     import pickle
 
-    return pickle.loads(data)
+    view = memoryview(data)
+    (n,) = _PATHS_HEADER.unpack_from(view)
+    start = _PATHS_HEADER.size
+    paths = pickle.loads(view[start : start + n])
+    return using_driver_paths(paths, lambda: pickle.loads(view[start + n :]))

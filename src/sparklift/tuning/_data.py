@@ -37,6 +37,7 @@ import numpy as np
 # in __main__ or notebooks by value, which plain pickle cannot ship to workers.
 from pyspark import cloudpickle
 
+from sparklift._serialize import using_driver_paths
 from sparklift.errors import SparkliftError, TaskError
 
 #: Arrays at least this large are always moved to the shared store.
@@ -220,7 +221,8 @@ def unpickling_error(exc: BaseException) -> SparkliftError:
     return SparkliftError(
         f"a Spark worker could not unpickle the search's data or estimator "
         f"({type(exc).__name__}: {exc}). Every class and function in it must be importable "
-        "on the workers (the same packages installed there), or defined in __main__."
+        "on the workers (the same packages installed there, or a folder on the driver's "
+        "sys.path that the workers can read too), or defined in __main__."
     )
 
 
@@ -249,7 +251,7 @@ def _warning_record(w: warnings.WarningMessage) -> tuple[type[Warning], str, str
     return category, message, w.filename, w.lineno
 
 
-def run_payload(payload: Any, store: dict[int, Any]) -> bytes:
+def run_payload(payload: Any, store: dict[int, Any], paths: Sequence[str] = ()) -> bytes:
     """Run one packed call and pickle its outcome.
 
     The outcome is ``("ok", result, relayed)`` or ``("raised", exception,
@@ -267,7 +269,9 @@ def run_payload(payload: Any, store: dict[int, Any]) -> bytes:
     printed = io.StringIO()
     with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
         try:
-            func, args, kwargs = _SharedUnpickler(io.BytesIO(payload), store).load()
+            func, args, kwargs = using_driver_paths(
+                paths, lambda: _SharedUnpickler(io.BytesIO(payload), store).load()
+            )
         except Exception as exc:
             outcome: tuple[Any, ...] = ("raised", unpickling_error(exc), traceback.format_exc())
         else:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow as pa
 
+from sparklift._serialize import driver_paths, using_driver_paths
 from sparklift._spark import map_partitions, translate_errors
 from sparklift.errors import ResourceLimitError
 from sparklift.tuning._data import (
@@ -115,9 +116,10 @@ def _run_partition(n_tasks: int, batches: Iterator[pa.RecordBatch]) -> Iterator[
             # as_buffer: a view of what the JVM sent, no copy.
             shared = batch.column("shared")[row].as_buffer()
             calls = batch.column("calls")[row].as_buffer()
+            paths, payloads = pickle.loads(calls)
             cached = store_is_cached(key)
             try:
-                store = load_store(key, shared)
+                store = using_driver_paths(paths, functools.partial(load_store, key, shared))
             except Exception as exc:
                 raise unpickling_error(exc) from None
             ids.append(-1)
@@ -125,8 +127,8 @@ def _run_partition(n_tasks: int, batches: Iterator[pa.RecordBatch]) -> Iterator[
             received.append(shared.size + calls.size)
             unpickled.append(0 if cached else 1)
             # The task's calls are calls task, task + n_tasks, ... of the round.
-            for index, payload in enumerate(pickle.loads(calls)):
-                outcomes.append(run_payload(payload, store))
+            for index, payload in enumerate(payloads):
+                outcomes.append(run_payload(payload, store, paths))
                 ids.append(task + index * n_tasks)
                 received.append(0)
                 unpickled.append(0)
@@ -233,9 +235,11 @@ def run_packed(
     if n_tasks is None:
         n_tasks = TASKS_PER_SLOT * task_slots(spark)
     n_tasks = max(1, min(n_tasks, n_calls))
-    # One row: the store, and per task one pickle of its calls (dealt round-robin).
+    # One row: the store, and per task one pickle of its calls (dealt round-robin),
+    # with the driver's import path for the workers (see using_driver_paths).
+    paths = driver_paths()
     calls = [
-        pickle.dumps(packed.payloads[task::n_tasks], protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dumps((paths, packed.payloads[task::n_tasks]), protocol=pickle.HIGHEST_PROTOCOL)
         for task in range(n_tasks)
     ]
     round_df = spark.createDataFrame(
