@@ -496,6 +496,26 @@ def test_timestamp_windows_are_exact_across_a_clock_change(spark, time_type):
     assert model.foldMetrics == [[1000.0 * 2 * v + 2 * v] for v in range(5, 9)]
 
 
+def test_column_names_resolve_case_insensitively_as_in_spark(spark):
+    from pyspark.ml.evaluation import RegressionEvaluator
+
+    df = _panel(spark, n_days=12)
+    lr, grid = _lr_grid()
+    common = {"estimator": lr, "estimatorParamMaps": grid, "numFolds": 2, "horizon": 3}
+    exact = TimeSeriesCrossValidator(
+        evaluator=RegressionEvaluator(), timeCol="day", seriesIdCols=["series"], **common
+    ).fit(df)
+    cased = TimeSeriesCrossValidator(
+        evaluator=RegressionEvaluator(),  # Spark ML checks its own columns case-sensitively
+        timeCol="DAY",
+        seriesIdCols=["Series"],
+        **common,
+    ).fit(df)
+    assert cased.foldMetrics == exact.foldMetrics
+    assert cased.foldBoundaries == exact.foldBoundaries
+    assert cased.getOrDefault("timeCol") == "day"  # the column it used
+
+
 def test_timestamp_cutoffs_are_exact_across_a_clock_change(spark):
     """Half-hourly data over New York's 2026-11-01 clock change, cut off at exact instants."""
     utc = dt.timezone.utc

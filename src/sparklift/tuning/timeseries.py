@@ -448,6 +448,27 @@ def _cutoff_indices(
     return indices
 
 
+def _as_in_data(dataset: DataFrame, names: Sequence[str]) -> list[str]:
+    """``names`` as the columns of ``dataset`` spell them, where they differ only in case.
+
+    Spark resolves column names case-insensitively unless
+    ``spark.sql.caseSensitive`` is set: ``timeCol="Day"`` names a column
+    ``day`` there, and the validator's own lookups use ``day``. (Spark ML's
+    stages check their own columns case-sensitively; labels are left to them.)
+    """
+    try:
+        sensitive = dataset.sparkSession.conf.get("spark.sql.caseSensitive", "false")
+    except Exception:  # a conf the session does not expose: Spark's default
+        sensitive = "false"
+    if str(sensitive).lower() == "true":
+        return list(names)
+    out = []
+    for name in names:
+        matches = [c for c in dataset.columns if c.lower() == name.lower()]
+        out.append(matches[0] if name not in dataset.columns and len(matches) == 1 else name)
+    return out
+
+
 def _is_naive_datetime(value: Any) -> bool:
     return isinstance(value, _dt.datetime) and value.tzinfo is None
 
@@ -899,6 +920,10 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
     # --- fitting ----------------------------------------------------------
 
     def _fit(self, dataset: DataFrame) -> TimeSeriesCrossValidatorModel:
+        time_col, series = _as_in_data(dataset, [self.getTimeCol()]), self.getSeriesIdCols()
+        resolved = {self.timeCol: time_col[0], self.seriesIdCols: _as_in_data(dataset, series)}
+        if resolved[self.timeCol] != self.getTimeCol() or resolved[self.seriesIdCols] != series:
+            return self.copy(resolved)._fit(dataset)
         self._check_params(dataset)
         split = self._indexed(dataset)
         # One cache for every fold: the windows below are filters over it.
@@ -1189,9 +1214,9 @@ def _add_fold_note(exc: BaseException, fold: int, bounds: dict, param_map: int) 
     note = f"In TimeSeriesCrossValidator fold {fold} {bounds}, parameter map {param_map}."
     if "Unseen label" in str(exc):
         note += (
-            " A label first appears in a later window than the one a StringIndexer was "
-            "fitted on: set handleInvalid='keep' on it, or index the labels before the "
-            "validator."
+            " A value first appears in a later window than the one a StringIndexer was "
+            "fitted on: set handleInvalid='keep' on it, or index that column (a label or a "
+            "feature) before the validator."
         )
     exc.add_note(note)
 
