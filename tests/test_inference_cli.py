@@ -205,3 +205,25 @@ def test_predict_takes_the_spark_options():
     )
     assert args.master == "local[1]"
     assert args.driver_memory is None
+
+
+def test_a_failed_swap_keeps_the_old_output(tmp_path, monkeypatch):
+    import os
+
+    from sparklift import cli
+
+    old, staging = tmp_path / "out", tmp_path / ".out.sparklift-x"
+    (old).mkdir()
+    (old / "part-0").write_text("old")
+    (staging / "output").mkdir(parents=True)
+    real_rename = os.rename
+
+    def rename(src, dst):
+        if str(src).endswith("output"):  # the new output cannot move in (a mount point)
+            raise OSError(16, "Device or resource busy")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError, match="busy"):
+        cli._swap_in(str(staging), str(old))
+    assert (old / "part-0").read_text() == "old"

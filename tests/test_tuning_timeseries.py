@@ -13,7 +13,11 @@ import numpy as np
 import pytest
 
 from sparklift.errors import InvalidColumnTypeError, InvalidInputError, ModelFormatError
-from sparklift.tuning import TimeSeriesCrossValidator, TimeSeriesCrossValidatorModel
+from sparklift.tuning import (
+    SingleClassWarning,
+    TimeSeriesCrossValidator,
+    TimeSeriesCrossValidatorModel,
+)
 from sparklift.tuning.timeseries import build_folds
 
 DAY0 = dt.date(2024, 1, 1)
@@ -617,8 +621,9 @@ def test_single_class_fold_refused_only_where_the_metric_is_undefined(spark):
     # a warning naming the window.
     accuracy = MulticlassClassificationEvaluator(metricName="accuracy")
     cv = TimeSeriesCrossValidator(evaluator=accuracy, horizon=3, **common)
-    with pytest.warns(UserWarning, match=r"1 window\(s\) \(fold 1 validation\)"):
+    with pytest.warns(SingleClassWarning, match=r"1 window\(s\) \(fold 1 validation\)") as seen:
         model = cv.fit(df)
+    assert seen[0].filename == __file__  # attributed to the caller's fit()
     windows = [((day(0), day(5)), (day(6), day(8))), ((day(0), day(8)), (day(9), day(11)))]
     expected = _sequential_metrics(df, lr, grid, accuracy, windows)
     np.testing.assert_allclose(model.foldMetrics, expected, rtol=1e-12)
@@ -916,6 +921,10 @@ def test_pandas_timestamps_cut_off_a_date_column(spark):
     assert by_date.foldMetrics == [[1000.0 * 2 * (h + 1) + 2 * (h + 1)] for h in (3, 5)]
     assert by_stamp.foldMetrics == by_date.foldMetrics
     assert by_stamp.foldBoundaries == by_date.foldBoundaries
+    # As a saved model's params hold them: ISO text of the naive datetimes.
+    texts = [t.isoformat() for t in stamps]
+    by_text = _probe_cv(timeCol="t", cutoffs=texts, horizon=1).fit(df)
+    assert by_text.foldMetrics == by_date.foldMetrics
     aware = [dt.datetime(2024, 1, 4, tzinfo=dt.timezone.utc)]
     with pytest.raises(InvalidInputError, match=r"cutoffs\[0\] .* cannot be compared"):
         _probe_cv(timeCol="t", cutoffs=aware, horizon=1).fit(df)

@@ -278,16 +278,40 @@ def load(path: str, *, trusted: Iterable[str] = (), allow_pickle: bool = False) 
 
 
 def driver_paths() -> tuple[str, ...]:
-    """This process's import path, absolute, to ship with what it sends to workers.
+    """The user's folders on this process's import path, to ship to the workers.
 
     A notebook or script often imports modules from its own folder (``""`` on
     ``sys.path``) or from a folder it added with ``sys.path.append``; Python
-    workers start without those. See :func:`using_driver_paths`.
+    workers start without those. Python's own folders (the standard library,
+    site-packages, anything under the interpreter's prefixes) are left out, so
+    that a worker never borrows the driver's installed packages, and so are
+    world-writable folders such as ``/tmp``, where anyone could plant a module.
+    See :func:`using_driver_paths`.
     """
     import os
+    import site
+    import stat
     import sys
 
-    return tuple(dict.fromkeys(os.path.abspath(p or os.curdir) for p in sys.path))
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    try:
+        prefixes.update(site.getsitepackages())
+        prefixes.add(site.getusersitepackages())
+    except AttributeError:  # pragma: no cover - some embedded interpreters lack them
+        pass
+    roots = [os.path.abspath(p) for p in prefixes if p]
+    out = []
+    for entry in sys.path:
+        path = os.path.abspath(entry or os.curdir)
+        if any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
+            continue
+        try:
+            if os.stat(path).st_mode & stat.S_IWOTH:
+                continue
+        except OSError:  # gone, or a zip file's inner path: nothing a worker could use
+            continue
+        out.append(path)
+    return tuple(dict.fromkeys(out))
 
 
 def using_driver_paths(paths: Iterable[str], load: Any) -> Any:

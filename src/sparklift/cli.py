@@ -127,7 +127,8 @@ def _swap_in(staging: str, local: str) -> None:
     """Move the output written in ``staging`` to ``local``, replacing what was there.
 
     Two renames on one file system; the old output is deleted only once the new
-    one is in place (it is put back if the second rename fails).
+    one is in place. If the second rename fails the old output is put back (or,
+    failing that, the error says where it is).
     """
     import shutil
 
@@ -135,28 +136,55 @@ def _swap_in(staging: str, local: str) -> None:
     os.rename(local, previous)
     try:
         os.rename(os.path.join(staging, "output"), local)
-    except OSError:
-        os.rename(previous, local)
+    except OSError as exc:
+        try:
+            os.rename(previous, local)
+        except OSError:
+            raise OSError(
+                f"could not replace {local} ({exc}); the previous output is in {previous}"
+            ) from exc
         raise
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _on_this_machine(df: Any) -> bool:
+    """Whether a path without a scheme names this machine's file system for ``df``'s session.
+
+    True for a local master (classic) with no other default file system, and
+    for a Spark Connect server started on this machine.
+    """
+    from sparklift._spark import is_connect
+
+    if is_connect(df):
+        remote = os.environ.get("SPARK_REMOTE", "")
+        return (
+            remote.startswith("local")
+            or re.match(r"sc://(localhost|127\.0\.0\.1)\b", remote) is not None
+        )
+    conf = df.sparkSession.conf
+    master = conf.get("spark.master", "") or ""
+    default_fs = conf.get("spark.hadoop.fs.defaultFS", None) or "file:"
+    return master.startswith("local") and default_fs.startswith("file:")
 
 
 def write_parquet_output(df: Any, output: str, overwrite: bool) -> None:
     """Write a command's result ``df`` as Parquet to ``output``.
 
-    On a local file system a failed job leaves nothing behind (not even the
-    parent folders it created), and ``overwrite`` writes beside the old output
-    (a hidden ``.NAME.sparklift-*`` folder) and swaps it in only once the job
-    has succeeded: a failed run keeps the old output, and the input may be the
-    output itself. On other file systems Spark's own overwrite runs, which
-    deletes the old output before the job.
+    On this machine's file system (a local session's paths) a failed job
+    leaves nothing behind (not even the parent folders it created), and
+    ``overwrite`` writes beside the old output (a hidden
+    ``.NAME.sparklift-*`` folder) and swaps it in only once the job has
+    succeeded: a failed or interrupted run keeps the old output, and the
+    input may be the output itself. Elsewhere (``hdfs://``, ``s3a://``, a
+    cluster's default file system) Spark's own overwrite runs, which deletes
+    the old output before the job.
     """
     import shutil
     import tempfile
 
     from sparklift._spark import refusing_existing, translate_errors
 
-    local = local_path(output)
+    local = local_path(output) if _on_this_machine(df) else None
     created = None if local is None else _first_missing(local)
     staging = None
     target = output
@@ -167,15 +195,17 @@ def write_parquet_output(df: Any, output: str, overwrite: bool) -> None:
     try:
         with refusing_existing(output, "pass --overwrite"), translate_errors():
             df.write.mode("overwrite" if overwrite and staging is None else "error").parquet(target)
-    except Exception:
-        # A failed job leaves the folder it started (empty, or with Spark's
-        # _temporary), which would refuse the next run.
+        if staging is not None and local is not None:
+            _swap_in(staging, local)
+    except BaseException:
+        # A failed (or interrupted) job leaves the folder it started (empty, or
+        # with Spark's _temporary), which would refuse the next run.
         leftover = staging or created
-        if leftover is not None:
+        if leftover is not None and os.path.exists(leftover):
+            if staging is not None and os.path.exists(os.path.join(staging, "previous")):
+                raise  # _swap_in could not put the old output back: it says where it is
             shutil.rmtree(leftover, ignore_errors=True)
         raise
-    if staging is not None and local is not None:
-        _swap_in(staging, local)
 
 
 def build_parser() -> argparse.ArgumentParser:

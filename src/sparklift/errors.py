@@ -44,6 +44,10 @@ class FitFailedError(SparkliftError, ValueError):
 
     grouped_model: object = None
 
+    def __reduce__(self) -> tuple:
+        # The GroupedModel holds a DataFrame of this session: it does not travel.
+        return (type(self), self.args)
+
 
 class TaskError(SparkliftError, RuntimeError):
     """An exception raised in a Spark task that could not travel back as itself.

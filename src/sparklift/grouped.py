@@ -138,6 +138,7 @@ class _FitSpec:
     label_col: str | None
     max_rows: int
     schema: pa.Schema
+    as_frame: bool = True
 
 
 def _fit_one(table: pa.Table, spec: _FitSpec) -> tuple[Any, ...]:
@@ -163,7 +164,9 @@ def _fit_one(table: pa.Table, spec: _FitSpec) -> tuple[Any, ...]:
         # Named columns, as a local fit on pdf[feature_cols] sees them: the models
         # get feature_names_in_, and estimators that select columns by name
         # (a ColumnTransformer) work. The values are the matrix's, not a copy.
-        args: list[Any] = [pd.DataFrame(X, columns=list(spec.feature_cols), copy=False)]
+        args: list[Any] = [
+            pd.DataFrame(X, columns=list(spec.feature_cols), copy=False) if spec.as_frame else X
+        ]
         if spec.label_col is not None:
             args.append(_label_values(table.column(spec.label_col), spec.label_col))
         model = _fresh(_cached_model(spec.digest, spec.payload))
@@ -202,7 +205,10 @@ def _label_values(y: pa.ChunkedArray, name: str) -> np.ndarray:
             raise InvalidInputError(
                 f"label column '{name}' has {values.null_count} null elements in this group"
             )
-        return _to_float(values).reshape(len(y), -1)
+        if pa.types.is_decimal(values.type):
+            return _to_float(values).reshape(len(y), -1)
+        # int labels stay int (a multi-output classifier's classes_), as a 1-D label does
+        return values.to_numpy(zero_copy_only=False).reshape(len(y), -1)
     if pa.types.is_decimal(y.type):
         return _to_float(y)
     return y.to_numpy()
@@ -356,6 +362,7 @@ def fit_per_group(
     order_by: str | Sequence[str] | None = None,
     serializer: str = "skops",
     partitions: int | None = None,
+    as_frame: bool | None = None,
 ) -> GroupedModel:
     """Fit a clone of ``estimator`` on each group's rows, in parallel.
 
@@ -390,6 +397,13 @@ def fit_per_group(
     partitions : int, optional
         Number of fitting tasks (each fits a share of the groups). Defaults to
         ``spark.sql.shuffle.partitions`` but at least 16.
+    as_frame : bool, optional
+        Give the estimator (and the models, at predict) a pandas DataFrame of
+        the ``feature_cols``, as a local fit on ``pdf[feature_cols]`` would, or
+        a NumPy matrix. Default: a DataFrame for scikit-learn estimators (the
+        models get ``feature_names_in_``; a ``ColumnTransformer`` picks its
+        columns by name), a matrix for other objects. A matrix is cheaper for
+        tiny groups: scikit-learn checks a DataFrame's names in every call.
 
     Returns
     -------
@@ -431,6 +445,8 @@ def fit_per_group(
         raise InvalidInputError(f"max_rows_per_group must be positive; got {max_rows_per_group}")
 
     models_schema = _models_schema(df, group_col)
+    if as_frame is None:
+        as_frame = _is_sklearn_estimator(estimator)
     payload, digest = _serialize.transport_dumps(estimator)
     spec = _FitSpec(
         payload=payload,
@@ -440,6 +456,7 @@ def fit_per_group(
         label_col=label_col,
         max_rows=int(max_rows_per_group),
         schema=arrow_schema(df, models_schema),
+        as_frame=bool(as_frame),
     )
     needed = list(
         dict.fromkeys([group_col, *feature_cols, *([label_col] if label_col else []), *order])
@@ -465,7 +482,12 @@ def fit_per_group(
         _refuse_big_groups(df, group_col, int(max_rows_per_group))
         raise
     result = GroupedModel(
-        models, group_col, list(feature_cols), label_col=label_col, serializer=serializer
+        models,
+        group_col,
+        list(feature_cols),
+        label_col=label_col,
+        serializer=serializer,
+        as_frame=bool(as_frame),
     )
     result._own_models = True
     from pyspark.sql import functions as F
@@ -503,7 +525,8 @@ def _refuse_big_groups(df: DataFrame, group_col: str, max_rows: int) -> None:
     from pyspark.sql import functions as F
 
     with translate_errors():
-        sizes = df.groupBy(col(group_col)).agg(F.count(F.lit(1)).alias("n"))
+        keyed = df.where(col(group_col).isNotNull())  # null keys are refused on their own
+        sizes = keyed.groupBy(col(group_col)).agg(F.count(F.lit(1)).alias("n"))
         over = sizes.where(F.col("n") > max_rows)
         n_over = over.count()
         biggest = over.orderBy(F.col("n").desc()).limit(3).collect()
@@ -516,6 +539,15 @@ def _refuse_big_groups(df: DataFrame, group_col: str, max_rows: int) -> None:
         "raise max_rows_per_group if the executors have room for it, or split or sample "
         "those groups."
     ) from None
+
+
+def _is_sklearn_estimator(estimator: Any) -> bool:
+    try:
+        from sklearn.base import BaseEstimator
+
+        return isinstance(estimator, BaseEstimator)
+    except ImportError:  # pragma: no cover - scikit-learn is a dependency
+        return False
 
 
 def _is_supervised(estimator: Any) -> bool:
@@ -615,6 +647,14 @@ def _score_grouped_batches(
     yield from _score_groups(batches, _cached_model(digest, payload), spec)
 
 
+def _with_model(batch: pa.RecordBatch, models: dict[Any, Any], group_col: str) -> np.ndarray:
+    """Which rows of ``batch`` belong to a group with a model (null keys: none)."""
+    encoded = batch.column(group_col).dictionary_encode()
+    has = [models.get(key) is not None for key in _key_list(encoded.dictionary)]
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    return np.array([*has, False])[codes]  # code -1 (a null key) picks the appended False
+
+
 def _score_groups(
     batches: Iterator[pa.RecordBatch], models: dict[Any, Any], spec: _GroupSpec
 ) -> Iterator[pa.RecordBatch]:
@@ -631,11 +671,12 @@ def _score_groups(
         codes = codes[order]
         # Rows of unknown or failed groups get a null prediction whatever their
         # features hold: a null feature is an error only in rows that have a model.
-        has_model = np.array([models.get(key) is not None for key in uniques] + [False])
-        known = has_model[codes]  # a null key's code -1 picks the appended False
         X, null_mask = _columns_matrix(batch, replace(score, on_null="null"), batches)
-        if score.on_null == "error" and null_mask is not None and (null_mask & known).any():
-            _columns_matrix(batch.filter(pa.array(known)), score, batches)  # raises, naming it
+        if score.on_null == "error" and null_mask is not None:
+            known = _with_model(batch, models, spec.group_col)
+            if (null_mask & known).any():  # raises, naming the column, counting such rows
+                rest = (b.filter(pa.array(_with_model(b, models, spec.group_col))) for b in batches)
+                _columns_matrix(batch.filter(pa.array(known)), score, rest)
         bounds = np.flatnonzero(np.diff(codes)) + 1
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [len(codes)]])
@@ -652,7 +693,7 @@ def _score_groups(
                 mask |= null_mask[start:end]
             masks.append(mask)
             rows = X[start:end][~mask]
-            if score.feature_names is not None and hasattr(model, "feature_names_in_"):
+            if score.feature_names is not None:
                 rows = pd.DataFrame(rows, columns=list(score.feature_names), copy=False)
             for i, (method, kind) in enumerate(zip(score.methods, score.kinds, strict=True)):
                 out = _call(model, method, rows, score) if len(rows) else None
@@ -679,7 +720,9 @@ def _to_skops_batches(
     group_col: str,
     trusted: tuple[str, ...],
     allow_pickle: bool,
+    paths: tuple[str, ...] = (),
 ) -> Iterator[pa.RecordBatch]:
+    load = functools.partial(_serialize.loads, trusted=trusted, allow_pickle=allow_pickle)
     for batch in batches:
         blobs = batch.column("model").to_pylist()
         keys = batch.column(group_col).to_pylist()
@@ -688,7 +731,7 @@ def _to_skops_batches(
             if blob is None or _serialize.read_header(blob)[0]["serializer"] == "skops":
                 converted.append(blob)
                 continue
-            model = _serialize.loads(blob, trusted=trusted, allow_pickle=allow_pickle)
+            model = _serialize.using_driver_paths(paths, functools.partial(load, blob))
             try:
                 converted.append(_serialize.dumps(model, "skops"))
             except InvalidInputError as exc:
@@ -708,14 +751,19 @@ def _cogroup_arrow(
     schema: pa.Schema,
     trusted: tuple[str, ...],
     allow_pickle: bool,
+    paths: tuple[str, ...] = (),
 ) -> pa.Table:
     if data.num_rows == 0:
         return schema.empty_table()
     found: dict[Any, Any] = {}
     if models.num_rows and models.column("model")[0].is_valid:
         blob = models.column("model")[0].as_py()
-        loader = functools.partial(_serialize.loads, trusted=trusted, allow_pickle=allow_pickle)
-        model = _cached_model(hashlib.sha256(blob).hexdigest(), blob, loader=loader)
+        load = functools.partial(_serialize.loads, trusted=trusted, allow_pickle=allow_pickle)
+        model = _cached_model(
+            hashlib.sha256(blob).hexdigest(),
+            blob,
+            loader=lambda data: _serialize.using_driver_paths(paths, lambda: load(data)),
+        )
         found[_key_list(models.column(spec.group_col).slice(0, 1).combine_chunks())[0]] = model
     batches = list(_score_groups(iter(data.to_batches()), found, spec))
     if not batches:
@@ -796,6 +844,9 @@ class GroupedModel:
         Extra types skops may load (see :func:`sparklift._serialize.loads`).
     allow_pickle : bool, default False
         Allow loading models stored with pickle.
+    as_frame : bool, default False
+        Whether the models were fitted on a pandas DataFrame of the feature
+        columns (see :func:`fit_per_group`); they are scored the same way.
 
     Attributes
     ----------
@@ -813,6 +864,7 @@ class GroupedModel:
         serializer: str = "skops",
         trusted: Sequence[str] = (),
         allow_pickle: bool = False,
+        as_frame: bool = False,
     ) -> None:
         missing = [c for c in (group_col, *_MODEL_COLUMNS) if c not in models.columns]
         if missing:
@@ -824,6 +876,7 @@ class GroupedModel:
         self.serializer = serializer
         self.trusted = tuple(trusted)
         self.allow_pickle = allow_pickle
+        self.as_frame = as_frame
         self.unknown_rows_: int | None = None
         self._loaded: dict[Any, Any] | None = None
         # True when fit_per_group made the models in this session: their
@@ -1044,11 +1097,8 @@ class GroupedModel:
                 raise NotFittedError("no group has a fitted model (every fit failed)")
             sample_key, sample_model = row[0], self._load(row[1])
         methods = _check_methods(sample_model, method)
-        # fit_per_group's models know their columns' names (feature_names_in_);
-        # ones saved by earlier versions were fitted on a bare matrix, scored with one.
-        names = None
-        if getattr(sample_model, "feature_names_in_", None) is not None:
-            names = tuple(self.feature_cols)
+        # The models get their rows as they were fitted: named, or a bare matrix.
+        names = tuple(self.feature_cols) if self.as_frame else None
         # A row of zeros first (no Spark job), then the data's first rows, for
         # models that refuse zeros (a log or Box-Cox transform).
         kinds = _infer_kinds(
@@ -1115,6 +1165,7 @@ class GroupedModel:
             schema=to_arrow_schema(schema, timezone="UTC"),
             trusted=self.trusted,
             allow_pickle=self._pickle_ok,
+            paths=_serialize.driver_paths(),
         )
 
         # Keys meet by hash in a cogroup, so both sides must be of one type:
@@ -1172,6 +1223,7 @@ class GroupedModel:
                 group_col=self.group_col,
                 trusted=self.trusted,
                 allow_pickle=self._pickle_ok,
+                paths=_serialize.driver_paths(),
             )
             models = map_partitions(models, convert, models.schema)
         metadata = json.dumps(
@@ -1182,6 +1234,7 @@ class GroupedModel:
                 "feature_cols": self.feature_cols,
                 "label_col": self.label_col,
                 "serializer": self.serializer,
+                "as_frame": self.as_frame,
             }
         )
         with refusing_existing(path, "pass overwrite=True"), translate_errors():
@@ -1241,6 +1294,7 @@ class GroupedModel:
             serializer=meta.get("serializer", "skops"),
             trusted=trusted,
             allow_pickle=allow_pickle,
+            as_frame=bool(meta.get("as_frame", False)),  # saved before it existed: a matrix
         )
         loaded._source = path
         return loaded

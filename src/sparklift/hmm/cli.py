@@ -354,10 +354,7 @@ def _kind(family: str) -> str:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from sparklift.errors import InvalidInputError
-
-    if os.path.exists(args.output) and not args.overwrite:
-        raise InvalidInputError(f"{args.output} already exists; pass --overwrite to replace it")
+    refuse_existing_output(args.output, args.overwrite)
     _check_input(args.input)
     estimator = _estimator(args)
     with CommandSession(args, "sparklift-hmm-fit") as spark:

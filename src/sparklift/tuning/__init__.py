@@ -24,6 +24,7 @@ _EXPORTS = {
     "HalvingRandomSearchCV": "search",
     "RandomizedSearchCV": "search",
     "SearchInWorkerWarning": "search",
+    "SingleClassWarning": "timeseries",
     "SparkTransfer": "search",
     "TimeSeriesCrossValidator": "timeseries",
     "TimeSeriesCrossValidatorModel": "timeseries",

@@ -98,7 +98,10 @@ _BAD_LABELS = "__sparklift_bad_labels"
 #: A timestamp boundary as ISO 8601 in the session time zone, with its offset
 #: (``xxxxx``: ``+05:30``, or ``+00:17:30`` for an offset with seconds).
 _TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSSxxxxx"
-_CLASSIFICATION_EVALUATORS = ("BinaryClassificationEvaluator", "MulticlassClassificationEvaluator")
+
+
+class SingleClassWarning(UserWarning):
+    """A fold's window holds a single class of the label (fitted and scored all the same)."""
 
 
 @dataclass(frozen=True)
@@ -478,6 +481,13 @@ def _parse_iso(text: str, kind: type, name: str, time_col: str, example: Any) ->
     try:
         return kind.fromisoformat(text)
     except ValueError:
+        if kind is _dt.date:  # a naive datetime's text (a saved pd.date_range cut-off)
+            try:
+                moment = _dt.datetime.fromisoformat(text)
+            except ValueError:
+                moment = None
+            if moment is not None and moment.tzinfo is None:
+                return moment.date()  # a day starts at its midnight: as _cutoff_indices
         what = "datetime" if kind is _dt.datetime else "date"
         raise InvalidInputError(
             f"{name} = {text!r} is not an ISO 8601 {what} (such as {example.isoformat()!r}), "
@@ -880,10 +890,16 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         Not checked when a Pipeline stage makes the label (see
         :meth:`_check_label`): the classes are known only after the stages ran.
         """
+        from pyspark.ml.evaluation import (
+            BinaryClassificationEvaluator,
+            MulticlassClassificationEvaluator,
+        )
         from pyspark.sql import functions as F
 
         evaluator = self.getEvaluator()
-        if type(evaluator).__name__ not in _CLASSIFICATION_EVALUATORS:
+        if not isinstance(
+            evaluator, (BinaryClassificationEvaluator, MulticlassClassificationEvaluator)
+        ):
             return
         label = evaluator.getLabelCol()
         if label not in frame.columns:
@@ -899,7 +915,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             fold = int(name[len(part) :])
             if n_classes >= 2:
                 continue
-            undefined = type(evaluator).__name__ == "BinaryClassificationEvaluator"
+            undefined = isinstance(evaluator, BinaryClassificationEvaluator)
             if n_classes == 0 or (undefined and part == "validation"):
                 raise InvalidInputError(
                     f"fold {fold}: the {part} window {bounds[fold]} has {n_classes} class(es) "
@@ -910,11 +926,13 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             single.append(f"fold {fold} {part}")
         if single:
             warnings.warn(
-                f"One class in '{label}' in {len(single)} window(s) ({', '.join(single)}): "
-                "a model fitted on one class predicts only it, and a metric over one "
-                "class says little. Use longer windows (horizon, trainWindow) or fewer folds.",
-                UserWarning,
-                stacklevel=5,  # the caller's fit()
+                SingleClassWarning(
+                    f"One class in '{label}' in {len(single)} window(s) ({', '.join(single)}): "
+                    "a model fitted on one class predicts only it, and a metric over one "
+                    "class says little. Use longer windows (horizon, trainWindow) or fewer "
+                    "folds."
+                ),
+                stacklevel=6,  # the caller's fit(): Estimator.fit, _fit, _fit_resolved, ...
             )
 
     # --- fitting ----------------------------------------------------------
@@ -922,8 +940,10 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
     def _fit(self, dataset: DataFrame) -> TimeSeriesCrossValidatorModel:
         time_col, series = _as_in_data(dataset, [self.getTimeCol()]), self.getSeriesIdCols()
         resolved = {self.timeCol: time_col[0], self.seriesIdCols: _as_in_data(dataset, series)}
-        if resolved[self.timeCol] != self.getTimeCol() or resolved[self.seriesIdCols] != series:
-            return self.copy(resolved)._fit(dataset)
+        same = resolved[self.timeCol] == self.getTimeCol() and resolved[self.seriesIdCols] == series
+        return (self if same else self.copy(resolved))._fit_resolved(dataset)
+
+    def _fit_resolved(self, dataset: DataFrame) -> TimeSeriesCrossValidatorModel:
         self._check_params(dataset)
         split = self._indexed(dataset)
         # One cache for every fold: the windows below are filters over it.
