@@ -50,11 +50,16 @@ def make_data(n_groups: int, rows_per_group: int) -> pd.DataFrame:
     return pdf
 
 
+#: --matrix: both sides give the estimators a NumPy matrix instead of named columns.
+AS_FRAME = True
+
+
 def _fit_and_score(estimator, part: pd.DataFrame) -> tuple:
     # The same work as a row of GroupedModel.models: the fitted model, its row
     # count, its training score and its fit time. The features by name, as the
-    # seed's recipe and fit_per_group both give them to the estimator.
-    X, y = part[FEATURES], part["y"].to_numpy()
+    # seed's recipe and fit_per_group (for scikit-learn estimators) give them.
+    X = part[FEATURES] if AS_FRAME else part[FEATURES].to_numpy()
+    y = part["y"].to_numpy()
     start = time.perf_counter()
     model = clone(estimator).fit(X, y)
     seconds = time.perf_counter() - start
@@ -102,7 +107,14 @@ def main() -> None:
         "--repeats", type=int, default=3, help="best of, loop and sparklift alternating"
     )
     parser.add_argument("--quick", action="store_true", help="100 groups")
+    parser.add_argument(
+        "--matrix",
+        action="store_true",
+        help="both sides fit on a NumPy matrix (fit_per_group(as_frame=False)), not named columns",
+    )
     args = parser.parse_args()
+    global AS_FRAME
+    AS_FRAME = not args.matrix
     if args.quick:
         args.groups, args.repeats = 100, 1
 
@@ -116,7 +128,8 @@ def main() -> None:
     linear = LinearRegression()
     print(
         f"{args.groups:,} groups x {args.rows_per_group:,} rows, {len(FEATURES)} features, "
-        f"{args.master}"
+        f"{args.master}, estimators given "
+        + ("named columns (a pandas DataFrame)" if AS_FRAME else "a NumPy matrix")
     )
 
     # Warm-up, untimed, for both sides: the first fit_per_group of a fresh JVM
@@ -124,7 +137,14 @@ def main() -> None:
     # cores the fits need; the figures below are for a session that has run once.
     warm = pdf[pdf["group"] < max(2, args.groups // 10)]
     pandas_loop(warm, forest)
-    fit_per_group(df.where(df["group"] < max(2, args.groups // 10)), "group", forest, FEATURES, "y")
+    fit_per_group(
+        df.where(df["group"] < max(2, args.groups // 10)),
+        "group",
+        forest,
+        FEATURES,
+        "y",
+        as_frame=AS_FRAME,
+    )
 
     rows = []
 
@@ -141,7 +161,9 @@ def main() -> None:
         loops, ours, fitted = [], [], None
         for _ in range(args.repeats):
             loops.append(timed(lambda: pandas_loop(pdf, estimator))[0])
-            seconds, fitted = timed(lambda: fit_per_group(df, "group", estimator, FEATURES, "y"))
+            seconds, fitted = timed(
+                lambda: fit_per_group(df, "group", estimator, FEATURES, "y", as_frame=AS_FRAME)
+            )
             ours.append(seconds)
         pairs = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(loops, ours, strict=True))
         ratios = ", ".join(f"{a / b:.2f}x" for a, b in zip(loops, ours, strict=True))
