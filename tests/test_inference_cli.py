@@ -114,7 +114,11 @@ def test_a_failing_job_is_one_line_in_a_fresh_process(tmp_path):
 
     # As a user runs it: Spark's own ERROR log of the failed task (its JVM
     # stack, some 200 lines) is not printed; sparklift's one line is.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_REMOTE", "SPARKLIFT_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SPARK_REMOTE", "SPARK_LOCAL_REMOTE", "SPARK_CONNECT_", "SPARKLIFT_"))
+    }
     env["SPARKLIFT_MASTER"] = "local[1]"
     run = subprocess.run(
         [sys.executable, "-m", "sparklift", *_failing_job(tmp_path)],

@@ -170,7 +170,16 @@ def test_fresh_process_pandas_udf_uses_the_driver_interpreter(tmp_path, spark_mo
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("PYSPARK_", "SPARK_REMOTE", "SPARK_CONF_DIR", "LOG4J_"))
+        if not k.startswith(
+            (
+                "PYSPARK_",
+                "SPARK_REMOTE",
+                "SPARK_LOCAL_REMOTE",
+                "SPARK_CONNECT_",
+                "SPARK_CONF_DIR",
+                "LOG4J_",
+            )
+        )
     }
     env["PATH"] = "/usr/bin:/bin:" + env.get("PATH", "")
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
