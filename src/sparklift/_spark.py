@@ -378,3 +378,38 @@ def arrow_schema(df: DataFrame, schema: StructType) -> pa.Schema:
     except Exception:  # a conf the session does not expose
         zone = None
     return to_arrow_schema(schema, timezone=zone or "UTC")
+
+
+def preview(value: Any, limit: int = 8) -> str:
+    """A short repr for an error message: lists cut at ``limit`` items, text at 60 characters."""
+    if isinstance(value, (list, tuple)):
+        items = [preview(v, limit) for v in value[:limit]]
+        more = f", ... ({len(value)} items)" if len(value) > limit else ""
+        return "[" + ", ".join(items) + more + "]"
+    if isinstance(value, float):
+        return repr(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def example_row(df: DataFrame, condition: Column, detail: Column | None = None) -> str:
+    """``example row: {a=1, b=None, ...}``: the first row meeting ``condition`` (first six columns).
+
+    With ``detail``, the value of that expression on the row is shown after it
+    (the offending value). "" when no row meets the condition.
+    """
+    columns = df.columns
+    select = [col(c) for c in columns]
+    if detail is not None:
+        select.append(detail.alias("__sparklift_detail__"))
+    rows = df.filter(condition).select(*select).limit(1).collect()
+    if not rows:
+        return ""
+    row = rows[0]
+    shown = ", ".join(f"{c}={preview(row[i])}" for i, c in enumerate(columns[:6]))
+    if len(columns) > 6:
+        shown += ", ..."
+    text = f"example row: {{{shown}}}"
+    if detail is not None and row[len(columns)] is not None:
+        text += f" (offending value: {preview(row[len(columns)])})"
+    return text

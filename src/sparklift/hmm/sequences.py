@@ -202,36 +202,6 @@ def _not_whole(x: Column) -> Column:
     return ~_not_finite(x) & (x % 1 != 0)
 
 
-def _preview(value: Any, limit: int = 8) -> str:
-    if isinstance(value, (list, tuple)):
-        items = [_preview(v, limit) for v in value[:limit]]
-        more = f", ... ({len(value)} items)" if len(value) > limit else ""
-        return "[" + ", ".join(items) + more + "]"
-    if isinstance(value, float):
-        return repr(value)
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _example(df: DataFrame, condition: Column, detail: Column | None) -> str:
-
-    columns = df.columns
-    select = [_spark.col(c) for c in columns]
-    if detail is not None:
-        select.append(detail.alias("__sparklift_detail__"))
-    rows = df.filter(condition).select(*select).limit(1).collect()
-    if not rows:
-        return ""
-    row = rows[0]
-    shown = ", ".join(f"{c}={_preview(row[i])}" for i, c in enumerate(columns[:6]))
-    if len(columns) > 6:
-        shown += ", ..."
-    text = f"example row: {{{shown}}}"
-    if detail is not None and row[len(columns)] is not None:
-        text += f" (offending value: {_preview(row[len(columns)])})"
-    return text
-
-
 def _raise_problems(
     df: DataFrame,
     col: str,
@@ -245,7 +215,7 @@ def _raise_problems(
         return
     label, cond, detail = found[0]
     parts = "; ".join(f"{counts[lab]} with {lab}" for lab, _, _ in found)
-    example = _example(df, cond, detail)
+    example = _spark.example_row(df, cond, detail)
     raise InvalidInputError(
         f"Column '{col}' has {n_bad} bad row{'s' if n_bad != 1 else ''} out of {n_rows}: "
         f"{parts}. First problem, {label}: {example}. Nothing was dropped: fix or filter "
@@ -788,7 +758,7 @@ def sequences_from_events(
     ).collect()[0]
     for i, (name, cond) in enumerate(checks):
         if counts[i]:
-            example = _example(df, cond, None)
+            example = _spark.example_row(df, cond, None)
             raise InvalidInputError(
                 f"Column '{name}' is null in {counts[i]} event row"
                 f"{'s' if counts[i] != 1 else ''}; every event needs an id, an order "

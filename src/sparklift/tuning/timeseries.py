@@ -72,6 +72,7 @@ from pyspark.ml.param.shared import HasCollectSubModels, HasParallelism
 from pyspark.ml.tuning import _ValidatorParams
 from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
 
+from sparklift import _spark
 from sparklift._ml import InstanceWriter
 from sparklift._spark import col
 from sparklift.errors import (
@@ -497,6 +498,43 @@ def _parse_iso(text: str, kind: type, name: str, time_col: str, example: Any) ->
 
 #: Params through which a Pipeline stage adds columns.
 _OUTPUT_PARAMS = ("outputCol", "outputCols", "predictionCol", "probabilityCol", "rawPredictionCol")
+_INPUT_PARAMS = ("inputCol", "inputCols", "featuresCol", "labelCol", "weightCol")
+# An error of a Spark ML stage about a missing value ("Encountered null while
+# assembling a row...", "StringIndexer encountered NULL value...").
+_ABOUT_MISSING = re.compile(r"\b(null|nan)\b", re.IGNORECASE)
+_JAVA_PREFIX = re.compile(r"(?:[\w$]+\.)+[\w$]*(?:Exception|Error):\s*")
+
+
+def _read_columns(estimator: Any, columns: Sequence[str]) -> list[str]:
+    """The columns of the data that ``estimator``'s stages read, by their usual input Params.
+
+    Matched case-insensitively, as Spark resolves names; columns an earlier
+    stage makes are not in ``columns`` and so not returned.
+    """
+    lowered = {c.lower(): c for c in columns}
+    found: list[str] = []
+    for stage in _stages_by_uid(estimator).values():
+        for name in _INPUT_PARAMS:
+            if not (stage.hasParam(name) and stage.isDefined(name)):
+                continue
+            value = stage.getOrDefault(name)
+            for given in value if isinstance(value, list) else [value]:
+                column = lowered.get(str(given).lower())
+                if column is not None and column not in found:
+                    found.append(column)
+    return found
+
+
+def _spark_reason(message: str) -> str:
+    """The innermost sentence of a Spark error that is about a null or NaN, without class names."""
+    for line in reversed(message.splitlines()):
+        line = line.strip()
+        if line.startswith("at ") or not _ABOUT_MISSING.search(line):
+            continue
+        line = _JAVA_PREFIX.split(line)[-1]
+        sentence = re.match(r".*?\.(?=\s|$)", line)
+        return (sentence.group(0) if sentence else line)[:300]
+    return ""
 
 
 def _may_produce(estimator: Any, column: str) -> bool:
@@ -872,6 +910,58 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             "them first."
         )
 
+    def _raise_missing_values(self, dataset: DataFrame, error: BaseException) -> None:
+        """After a fit or evaluation failed on a null or NaN: name the input column that has them.
+
+        Spark ML's stages refuse nulls (and NaN) in their inputs unless told
+        otherwise, with a JVM error that names neither the column nor the
+        rows. They are not refused before the search: an ``Imputer`` or a
+        ``handleInvalid`` setting makes them valid input. Raises
+        :class:`InvalidInputError` (Spark's error kept as its ``__context__``,
+        not printed) when the error is about a missing value and a column the
+        estimator's stages read has nulls or NaN; returns otherwise, and the
+        caller raises Spark's own error.
+        """
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import DoubleType, FloatType
+
+        if not _ABOUT_MISSING.search(str(error)):
+            return
+        columns = _read_columns(self.getEstimator(), dataset.columns)
+        conditions = []
+        for name in columns:
+            missing = col(name).isNull()
+            if isinstance(dataset.schema[name].dataType, (DoubleType, FloatType)):
+                missing = missing | F.isnan(col(name))
+            conditions.append(missing)
+        if not conditions:
+            return
+        row = dataset.agg(
+            *[F.count(F.when(c, 1)).alias(f"n{i}") for i, c in enumerate(conditions)]
+        ).first()
+        counts = [int(row[i]) for i in range(len(columns))] if row is not None else []
+        bad = [i for i, n in enumerate(counts) if n]
+        if not bad:
+            return
+        first = bad[0]
+        others = ", ".join(f"'{columns[i]}' in {counts[i]}" for i in bad[1:])
+        reason = _spark_reason(str(error))
+        where = " ".join(getattr(error, "__notes__", []))
+        plural = "s" if counts[first] != 1 else ""
+        new = InvalidInputError(
+            f"Column '{columns[first]}' is null or NaN in {counts[first]} row{plural} "
+            f"({_spark.example_row(dataset, conditions[first])})"
+            + (f"; also {others}" if others else "")
+            + ". A stage of the estimator refused it"
+            + (f": {reason}" if reason else "")
+            + (f" {where}" if where else "")
+            + " Nothing was dropped: drop or fill those rows first, or let the stage take "
+            "them (handleInvalid='skip' or 'keep' on a VectorAssembler or StringIndexer, an "
+            "Imputer before it)."
+        )
+        new.__context__ = error  # kept for a debugger, not printed (from None)
+        raise new from None
+
     @staticmethod
     def _window(frame: DataFrame, inside: Any) -> DataFrame:
         return frame.where(inside).drop(_INDEX)
@@ -995,7 +1085,10 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
                 for fut in pending:
                     fut.cancel()
                 wait(pending)
-                raise failed[0].exception()  # type: ignore[misc]
+                error = failed[0].exception()
+                assert error is not None
+                self._raise_missing_values(dataset, error)
+                raise error
             for fut in futures:
                 f, j, metric, model = fut.result()
                 metrics[f, j] = metric
@@ -1009,7 +1102,11 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             data = dataset
         else:
             data = frame.drop(_INDEX) if _INDEX in frame.columns else frame
-        best_model = est.fit(data, epm[best])
+        try:
+            best_model = est.fit(data, epm[best])
+        except Exception as exc:
+            self._raise_missing_values(dataset, exc)
+            raise
         model = TimeSeriesCrossValidatorModel(
             bestModel=best_model,
             avgMetrics=avg.tolist(),
