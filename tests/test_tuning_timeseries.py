@@ -979,9 +979,7 @@ def test_nulls_a_stage_refuses_name_the_column_and_an_imputer_still_takes_them(s
         .when((F.col("day") == day(3)) & (F.col("series") == "s2"), F.lit(float("nan")))
         .when((F.col("day") == day(4)) & (F.col("series") == "s3"), F.lit(None))
         .otherwise(F.col("x2")),
-    ).withColumn(
-        "series", F.when(F.col("day") == day(1), F.lit(None)).otherwise(F.col("series"))
-    )
+    ).withColumn("series", F.when(F.col("day") == day(1), F.lit(None)).otherwise(F.col("series")))
     lr, grid = _lr_grid()
     assemble = VectorAssembler(inputCols=["x1", "X2"], outputCol="features")
 
