@@ -12,7 +12,12 @@ import time
 import numpy as np
 import pytest
 
-from sparklift.errors import InvalidColumnTypeError, InvalidInputError, ModelFormatError
+from sparklift.errors import (
+    InvalidColumnTypeError,
+    InvalidInputError,
+    ModelFormatError,
+    ResourceLimitError,
+)
 from sparklift.tuning import (
     SingleClassWarning,
     TimeSeriesCrossValidator,
@@ -1014,3 +1019,22 @@ def test_nulls_a_stage_refuses_name_the_column_and_an_imputer_still_takes_them(s
     filled = VectorAssembler(inputCols=["x1", "x2_filled"], outputCol="features")
     model = validator([impute, filled, lr]).fit(df)
     assert np.isfinite(model.avgMetrics).all()
+
+
+@pytest.mark.parametrize(
+    ("limit", "found"),
+    [(11, "12 distinct values, more than the 11"), (5, "more than the 5 distinct values")],
+)
+def test_too_many_time_points_never_reach_the_driver_whole(spark, monkeypatch, limit, found):
+    """Past the limit, at most limit + 3 rows are collected and the error says so."""
+    from pyspark.ml.evaluation import RegressionEvaluator
+
+    from sparklift.tuning import timeseries
+
+    monkeypatch.setattr(timeseries, "MAX_TIME_POINTS", limit)
+    lr, grid = _lr_grid()
+    cv = TimeSeriesCrossValidator(
+        estimator=lr, estimatorParamMaps=grid, evaluator=RegressionEvaluator(), timeCol="day"
+    )
+    with pytest.raises(ResourceLimitError, match=f"timeCol 'day' has {found}"):
+        cv.fit(_panel(spark, n_days=12, per_day=2))

@@ -357,6 +357,22 @@ def _is_binary_string(data_type: Any) -> bool:
     )
 
 
+def _refuse_too_many_points(time_col: str, n_points: int | None) -> None:
+    """Raise for a time column with more than ``MAX_TIME_POINTS`` distinct values.
+
+    ``n_points`` is None where the collect stopped at the limit.
+    """
+    count = (
+        f"{n_points} distinct values, more than the {MAX_TIME_POINTS}"
+        if n_points
+        else f"more than the {MAX_TIME_POINTS} distinct values"
+    )
+    raise ResourceLimitError(
+        f"timeCol '{time_col}' has {count} the validator collects on the driver; "
+        "truncate it to a coarser unit first (e.g. F.date_trunc)."
+    )
+
+
 def _in_time_order(points: DataFrame, data_type: Any) -> list[Any]:
     """The rows of ``points`` (one per time value: value, key, ...) collected in time order.
 
@@ -817,7 +833,12 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             )
             .select(value, key.alias(_KEY), _COUNT, shown.alias(_SHOWN), _BAD_LABELS)
         )
-        rows = _in_time_order(points, time_type)
+        # At most the limit's worth reaches the driver: a null and a NaN row
+        # come on top of the distinct times, so one row more than that means
+        # too many.
+        rows = _in_time_order(points.limit(MAX_TIME_POINTS + 3), time_type)
+        if len(rows) > MAX_TIME_POINTS + 2:
+            _refuse_too_many_points(time_col, None)
         missing = 0
         if rows and rows[0][0] is None:  # nulls sort first
             missing += rows.pop(0)[2]
@@ -838,10 +859,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         self._refuse_bad_labels([row[4] for row in rows], times)
         n_points = len(times)
         if n_points > MAX_TIME_POINTS:
-            raise ResourceLimitError(
-                f"timeCol '{time_col}' has {n_points} distinct values (more than "
-                f"{MAX_TIME_POINTS}); truncate it to a coarser unit (e.g. F.date_trunc)."
-            )
+            _refuse_too_many_points(time_col, n_points)
         cutoff_indices = None
         cutoffs = self.getCutoffs()
         if cutoffs is not None:
