@@ -1014,6 +1014,24 @@ def test_nulls_a_stage_refuses_name_the_column_and_an_imputer_still_takes_them(s
     with pytest.raises(InvalidInputError, match=r"^Column 'series' is null or NaN in 4 rows"):
         validator([index, indexed, lr]).fit(df.withColumn("x2", F.lit(0.0)))
 
+    # Nulls outside every fold's windows (sliding windows from day 2): only
+    # the refit on all the data meets them, and the error says so.
+    early = base.withColumn(
+        "x2", F.when(F.col("day") == day(0), F.lit(None)).otherwise(F.col("x2"))
+    )
+    sliding = TimeSeriesCrossValidator(
+        estimator=Pipeline(stages=[assemble, lr]),
+        estimatorParamMaps=grid,
+        evaluator=RegressionEvaluator(),
+        timeCol="day",
+        numFolds=2,
+        windowType="sliding",
+        trainWindow=4,
+    )
+    with pytest.raises(InvalidInputError, match=r"^Column 'x2' is null or NaN in 4 rows") as info:
+        sliding.fit(early)
+    assert "refit of parameter map" in str(info.value)
+
     # Nulls a stage is told to take are not refused: an Imputer fills them.
     impute = Imputer(inputCols=["x2"], outputCols=["x2_filled"])
     filled = VectorAssembler(inputCols=["x1", "x2_filled"], outputCol="features")

@@ -1123,6 +1123,10 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         try:
             best_model = est.fit(data, epm[best])
         except Exception as exc:
+            if hasattr(exc, "add_note"):
+                exc.add_note(
+                    f"In TimeSeriesCrossValidator's refit of parameter map {best} on all the data."
+                )
             self._raise_missing_values(dataset, exc)
             raise
         model = TimeSeriesCrossValidatorModel(
