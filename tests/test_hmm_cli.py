@@ -91,6 +91,19 @@ def test_fit_then_decode_match_hmmlearn(spark, tmp_path, capsys):
         np.testing.assert_array_equal(row.states, ref.decode(seq, algorithm="map")[1])
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
+    # Decoding a decoded file: its columns clash, and the flags the error names
+    # exist and give the new columns other names.
+    redecoded = str(tmp_path / "redecoded")
+    argv = ["hmm", "decode", str(model_dir), str(decoded_dir), "-o", redecoded]
+    assert main(argv) == 1
+    assert "--loglik-col, --states-col" in capsys.readouterr().err
+    assert (
+        main([*argv, "--loglik-col", "ll2", "--states-col", "states2", "--algorithm", "map"]) == 0
+    )
+    both = pq.read_table(redecoded).to_pandas().sort_values("seq_id")
+    np.testing.assert_array_equal(np.concatenate(both["states2"]), np.concatenate(both["states"]))
+    np.testing.assert_allclose(both["ll2"], both["log_likelihood"], rtol=1e-12)
+
 
 @pytest.mark.slow
 def test_fit_from_csv_event_table(spark, tmp_path, capsys):

@@ -219,3 +219,13 @@ def test_error_score_scores_failing_candidates_as_scikit_learn_does(spark, parqu
     )
     assert -1.0 in result["cv_results"]["mean_test_score"]
     assert result["best_params"] == ref.best_params_
+
+
+def test_traceback_setting_shows_sparklifts_own_errors_whole(parquet, no_search, monkeypatch):
+    """SPARKLIFT_TRACEBACK=1 raises every error, sparklift's own included, not one line."""
+    from sparklift.errors import SparkliftError
+
+    path, _, _ = parquet
+    monkeypatch.setenv("SPARKLIFT_TRACEBACK", "1")
+    with pytest.raises(SparkliftError, match="--cv must be 2 or more; got 1"):
+        main(_tune_args(path, "--cv", "1"))

@@ -266,6 +266,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except (SparkliftError, JavaNotFoundError, FileNotFoundError) as exc:
+        if os.environ.get("SPARKLIFT_TRACEBACK"):
+            raise
         print(f"sparklift: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:

@@ -206,6 +206,10 @@ def register(subparsers: Any) -> None:
     _add_input_options(decode, sequence_default=None)
     decode.add_argument("--output", "-o", required=True, help="Parquet folder to write")
     decode.add_argument("--algorithm", choices=ALGORITHMS, help="decoder (default: the model's)")
+    decode.add_argument(
+        "--loglik-col", help="column for each sequence's log-likelihood (default: log_likelihood)"
+    )
+    decode.add_argument("--states-col", help="column for the decoded states (default: states)")
     decode.add_argument("--posteriors-col", help="also write state posteriors in this column")
     decode.add_argument("--overwrite", action="store_true", help="replace an existing output")
     add_spark_options(decode)
@@ -389,8 +393,9 @@ def _decode(args: argparse.Namespace) -> int:
         model.set(model.sequence_col, args.sequence_col)
     if args.algorithm:
         model.set(model.algorithm, args.algorithm)
-    if args.posteriors_col:
-        model.set(model.posteriors_col, args.posteriors_col)
+    for name in ("loglik_col", "states_col", "posteriors_col"):
+        if getattr(args, name):
+            model.set(model.getParam(name), getattr(args, name))
     with CommandSession(args, "sparklift-hmm-decode") as spark:
         sequences = _read_sequences(spark, args, _kind(model._family_name))
         decoded = model.transform(sequences)

@@ -1086,7 +1086,8 @@ class _HMMModel(Model, _HMMParams, _Persistable):
         if clash:
             raise InvalidInputError(
                 f"Output column(s) {clash} already exist in the DataFrame; set loglik_col, "
-                "states_col or posteriors_col to other names."
+                "states_col or posteriors_col to other names (on the command line: "
+                "--loglik-col, --states-col, --posteriors-col)."
             )
         fields = [
             StructField(get("loglik_col"), DoubleType()),
