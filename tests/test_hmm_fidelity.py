@@ -123,11 +123,12 @@ FAMILIES = [
     *((f"gmm-{c}", gmm(c)) for c in ("spherical", "diag", "full", "tied")),
 ]
 # Every family and covariance type with both of hmmlearn's implementations in
-# local mode. In every test mode (smoke), one case per emission family with the
-# default implementation: what the other modes add is the family's code and
-# parameters shipped to separate workers, and the two implementations differ
-# only in NumPy there (CI time).
-SMOKE = {"categorical", "gaussian-full", "poisson", "multinomial", "gmm-diag"}
+# local mode. In every test mode (smoke), with the default implementation, one
+# case per emission family and each shape of covariance parameters (full and
+# tied matrices, spherical scalars): what the other modes add is the family's
+# code and parameters shipped to separate workers, and the two implementations
+# differ only in NumPy there (CI time).
+SMOKE = {"categorical", "gaussian-full", "gaussian-tied", "poisson", "multinomial", "gmm-spherical"}
 CASES = [
     pytest.param(
         make,

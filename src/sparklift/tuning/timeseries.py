@@ -357,22 +357,6 @@ def _is_binary_string(data_type: Any) -> bool:
     )
 
 
-def _refuse_too_many_points(time_col: str, n_points: int | None) -> None:
-    """Raise for a time column with more than ``MAX_TIME_POINTS`` distinct values.
-
-    ``n_points`` is None where the collect stopped at the limit.
-    """
-    count = (
-        f"{n_points} distinct values, more than the {MAX_TIME_POINTS}"
-        if n_points
-        else f"more than the {MAX_TIME_POINTS} distinct values"
-    )
-    raise ResourceLimitError(
-        f"timeCol '{time_col}' has {count} the validator collects on the driver; "
-        "truncate it to a coarser unit first (e.g. F.date_trunc)."
-    )
-
-
 def _in_time_order(points: DataFrame, data_type: Any) -> list[Any]:
     """The rows of ``points`` (one per time value: value, key, ...) collected in time order.
 
@@ -514,30 +498,57 @@ def _parse_iso(text: str, kind: type, name: str, time_col: str, example: Any) ->
 
 #: Params through which a Pipeline stage adds columns.
 _OUTPUT_PARAMS = ("outputCol", "outputCols", "predictionCol", "probabilityCol", "rawPredictionCol")
-_INPUT_PARAMS = ("inputCol", "inputCols", "featuresCol", "labelCol", "weightCol")
+_INPUT_PARAMS = (
+    "inputCol",
+    "inputCols",
+    "featuresCol",
+    "labelCol",
+    "weightCol",
+    "offsetCol",
+    "censorCol",
+    "userCol",
+    "itemCol",
+    "ratingCol",
+)
 # An error of a Spark ML stage about a missing value ("Encountered null while
-# assembling a row...", "StringIndexer encountered NULL value...").
+# assembling a row...", "StringIndexer encountered NULL value..."), not
+# Spark's ANSI hints ("use try_divide to ... return NULL instead").
 _ABOUT_MISSING = re.compile(r"\b(null|nan)\b", re.IGNORECASE)
+_NULL_HINT = re.compile(r"return NULL instead|\btry_\w+", re.IGNORECASE)
 _JAVA_PREFIX = re.compile(r"(?:[\w$]+\.)+[\w$]*(?:Exception|Error):\s*")
 
 
-def _read_columns(estimator: Any, columns: Sequence[str]) -> list[str]:
-    """The columns of the data that ``estimator``'s stages read, by their usual input Params.
+def _about_missing(text: str) -> bool:
+    return bool(_ABOUT_MISSING.search(_NULL_HINT.sub("", text)))
 
-    Matched case-insensitively, as Spark resolves names; columns an earlier
-    stage makes are not in ``columns`` and so not returned.
+
+def _read_columns(estimator: Any, columns: Sequence[str]) -> list[tuple[str, str]]:
+    """(column, stage class) for the columns of the data that ``estimator``'s stages read.
+
+    By the stages' usual input Params; a name in backticks is unquoted, and
+    matched exactly or else case-insensitively, as Spark resolves it. Left
+    out: the inputs of stages that take nulls (an ``Imputer``, a
+    ``handleInvalid`` other than "error"), and columns an earlier stage makes.
     """
     lowered = {c.lower(): c for c in columns}
-    found: list[str] = []
+    found: list[tuple[str, str]] = []
     for stage in _stages_by_uid(estimator).values():
+        kind = type(stage).__name__
+        if kind == "Imputer" or (
+            stage.hasParam("handleInvalid") and stage.getOrDefault("handleInvalid") != "error"
+        ):
+            continue
         for name in _INPUT_PARAMS:
             if not (stage.hasParam(name) and stage.isDefined(name)):
                 continue
             value = stage.getOrDefault(name)
             for given in value if isinstance(value, list) else [value]:
-                column = lowered.get(str(given).lower())
-                if column is not None and column not in found:
-                    found.append(column)
+                given = str(given)
+                if len(given) > 1 and given[0] == given[-1] == "`":
+                    given = given[1:-1].replace("``", "`")
+                column = given if given in columns else lowered.get(given.lower())
+                if column is not None and column not in [c for c, _ in found]:
+                    found.append((column, kind))
     return found
 
 
@@ -545,7 +556,7 @@ def _spark_reason(message: str) -> str:
     """The innermost sentence of a Spark error that is about a null or NaN, without class names."""
     for line in reversed(message.splitlines()):
         line = line.strip()
-        if line.startswith("at ") or not _ABOUT_MISSING.search(line):
+        if line.startswith("at ") or not _about_missing(line):
             continue
         line = _JAVA_PREFIX.split(line)[-1]
         sentence = re.match(r".*?\.(?=\s|$)", line)
@@ -833,12 +844,10 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             )
             .select(value, key.alias(_KEY), _COUNT, shown.alias(_SHOWN), _BAD_LABELS)
         )
-        # At most the limit's worth reaches the driver: a null and a NaN row
-        # come on top of the distinct times, so one row more than that means
-        # too many.
-        rows = _in_time_order(points.limit(MAX_TIME_POINTS + 3), time_type)
-        if len(rows) > MAX_TIME_POINTS + 2:
-            _refuse_too_many_points(time_col, None)
+        # Not capped with a limit: Spark collects a limit in rounds, one job
+        # each, on every fit (0.2-0.4 s each in a review's measurement); the
+        # count is checked once the times are on the driver.
+        rows = _in_time_order(points, time_type)
         missing = 0
         if rows and rows[0][0] is None:  # nulls sort first
             missing += rows.pop(0)[2]
@@ -859,7 +868,11 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         self._refuse_bad_labels([row[4] for row in rows], times)
         n_points = len(times)
         if n_points > MAX_TIME_POINTS:
-            _refuse_too_many_points(time_col, n_points)
+            raise ResourceLimitError(
+                f"timeCol '{time_col}' has {n_points} distinct values, more than the "
+                f"{MAX_TIME_POINTS} the validator takes; truncate it to a coarser unit first "
+                "(e.g. F.date_trunc)."
+            )
         cutoff_indices = None
         cutoffs = self.getCutoffs()
         if cutoffs is not None:
@@ -938,14 +951,30 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         :class:`InvalidInputError` (Spark's error kept as its ``__context__``,
         not printed) when the error is about a missing value and a column the
         estimator's stages read has nulls or NaN; returns otherwise, and the
-        caller raises Spark's own error.
+        caller raises Spark's own error, as it does when this diagnosis
+        itself fails.
         """
+        if not _about_missing(str(error)):
+            return
+        try:
+            found = self._missing_values(dataset, error)
+        except Exception:  # the query failed too: Spark's own error is the one to see
+            return
+        if found is None:
+            return
+        found.__context__ = error  # kept for a debugger, not printed (from None)
+        raise found from None
+
+    def _missing_values(self, dataset: DataFrame, error: BaseException) -> InvalidInputError | None:
         from pyspark.sql import functions as F
         from pyspark.sql.types import DoubleType, FloatType
 
-        if not _ABOUT_MISSING.search(str(error)):
-            return
-        columns = _read_columns(self.getEstimator(), dataset.columns)
+        reason = _spark_reason(str(error))
+        read = _read_columns(self.getEstimator(), dataset.columns)
+        # The columns of the stage the reason names first ("StringIndexer
+        # encountered NULL value"), in the Pipeline's order.
+        read.sort(key=lambda pair: pair[1] not in reason)
+        columns = [name for name, _ in read]
         conditions = []
         for name in columns:
             missing = col(name).isNull()
@@ -953,22 +982,21 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
                 missing = missing | F.isnan(col(name))
             conditions.append(missing)
         if not conditions:
-            return
+            return None
         row = dataset.agg(
             *[F.count(F.when(c, 1)).alias(f"n{i}") for i, c in enumerate(conditions)]
         ).first()
         counts = [int(row[i]) for i in range(len(columns))] if row is not None else []
         bad = [i for i, n in enumerate(counts) if n]
         if not bad:
-            return
+            return None
         first = bad[0]
         others = ", ".join(f"'{columns[i]}' in {counts[i]}" for i in bad[1:])
-        reason = _spark_reason(str(error))
         where = " ".join(getattr(error, "__notes__", []))
         plural = "s" if counts[first] != 1 else ""
-        new = InvalidInputError(
-            f"Column '{columns[first]}' is null or NaN in {counts[first]} row{plural} "
-            f"({_spark.example_row(dataset, conditions[first])})"
+        return InvalidInputError(
+            f"Column '{columns[first]}' is null or NaN in {counts[first]} row{plural} of the "
+            f"data ({_spark.example_row(dataset, conditions[first])})"
             + (f"; also {others}" if others else "")
             + ". A stage of the estimator refused it"
             + (f": {reason}" if reason else "")
@@ -977,8 +1005,6 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             "them (handleInvalid='skip' or 'keep' on a VectorAssembler or StringIndexer, an "
             "Imputer before it)."
         )
-        new.__context__ = error  # kept for a debugger, not printed (from None)
-        raise new from None
 
     @staticmethod
     def _window(frame: DataFrame, inside: Any) -> DataFrame:
