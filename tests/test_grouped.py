@@ -678,7 +678,7 @@ def test_unknown_groups_with_null_features_get_null_not_an_error(spark):
     assert got["prediction"].isna().tolist() == [True] * 3 + [False] * 3
     new.loc[new.index[4], "x2"] = None  # and one in a known group's row: still an error
     scored = grouped.predict(spark.createDataFrame(new), on_unknown="null")
-    with pytest.raises(InvalidInputError, match="Feature column 'x2' has null values in 1 rows"):
+    with pytest.raises(InvalidInputError, match="Feature column 'x2' has null values in 1 row"):
         collect(scored)
 
 

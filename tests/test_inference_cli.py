@@ -83,7 +83,7 @@ def test_a_failing_job_leaves_no_output_behind(spark, tmp_path, capsys):
     argv = _failing_job(tmp_path)
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "Feature column 'b' has null values in 1 rows" in err
+    assert "Feature column 'b' has null values in 1 row" in err
     assert "or pass --on-null null" in err  # the command line's spelling
     # The failed write left nothing behind, so the next run is not refused.
     assert not (tmp_path / "out").exists()
@@ -100,7 +100,7 @@ def test_a_failing_job_leaves_no_output_behind(spark, tmp_path, capsys):
     assert main([*argv[:-3], nested, *argv[-2:]]) == 1
     assert not (tmp_path / "new").exists()
     assert main([*argv, "--overwrite"]) == 1
-    assert "Feature column 'b' has null values in 1 rows" in capsys.readouterr().err
+    assert "Feature column 'b' has null values in 1 row" in capsys.readouterr().err
     kept = spark.read.parquet(str(tmp_path / "out")).toPandas()
     pd.testing.assert_frame_equal(kept, got)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "model.skops", "out"]
@@ -127,7 +127,7 @@ def test_a_failing_job_is_one_line_in_a_fresh_process(tmp_path):
         env=env,
     )
     assert run.returncode == 1
-    assert "sparklift: error: Feature column 'b' has null values in 1 rows" in run.stderr
+    assert "sparklift: error: Feature column 'b' has null values in 1 row" in run.stderr
     assert "PythonException" not in run.stderr
     assert "at org.apache" not in run.stderr
 

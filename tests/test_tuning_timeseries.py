@@ -323,7 +323,7 @@ def test_null_labels_in_the_folds_are_refused_with_a_count(spark, bad):
     cv = TimeSeriesCrossValidator(timeCol="day", numFolds=2, horizon=3, **common)
     with pytest.raises(
         InvalidInputError,
-        match=r"labelCol 'label' is null or NaN in 1 rows \(the first at day = 2024-01-10\)",
+        match=r"labelCol 'label' is null or NaN in 1 row \(the first at day = 2024-01-10\)",
     ):
         cv.fit(with_bad)
     # Even outside every fold (before a sliding window starts): the best map
@@ -331,12 +331,12 @@ def test_null_labels_in_the_folds_are_refused_with_a_count(spark, bad):
     sliding = TimeSeriesCrossValidator(
         timeCol="day", numFolds=1, horizon=3, windowType="sliding", trainWindow=4, **common
     )
-    with pytest.raises(InvalidInputError, match=r"in 1 rows \(the first at day = 2024-01-10\)"):
+    with pytest.raises(InvalidInputError, match=r"in 1 row \(the first at day = 2024-01-10\)"):
         sliding.fit(with_bad)
     by_series = TimeSeriesCrossValidator(
         timeCol="day", seriesIdCols=["series"], numFolds=1, horizon=3, **common
     )
-    with pytest.raises(InvalidInputError, match=r"in 1 rows \(the first at day = 2024-01-10\)"):
+    with pytest.raises(InvalidInputError, match=r"in 1 row \(the first at day = 2024-01-10\)"):
         by_series.fit(with_bad)
 
 

@@ -68,6 +68,11 @@ class TaskError(SparkliftError, RuntimeError):
         return (type(self), (self.type_name, self.message, self.remote_traceback))
 
 
+def count_of(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 row", "4 rows"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 class CountedWarning(UserWarning):
     """A warning about rows or groups that were handled, not dropped: ``count`` says how many."""
 

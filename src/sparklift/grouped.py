@@ -63,6 +63,7 @@ from sparklift.errors import (
     ModelFormatError,
     NotFittedError,
     ResourceLimitError,
+    count_of,
 )
 from sparklift.inference import (
     _arrow_output,
@@ -235,7 +236,7 @@ def _fit_sorted_groups(
     def check_nulls() -> None:
         if null_rows:
             raise InvalidInputError(
-                f"group column '{spec.group_col}' is null in {null_rows} rows; drop them or "
+                f"group column '{spec.group_col}' is null in {count_of(null_rows, 'row')}; drop them or "
                 "give them a key first"
             )
 

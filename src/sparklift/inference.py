@@ -71,6 +71,7 @@ from sparklift.errors import (
     ModelFormatError,
     NotFittedError,
     SparkliftError,
+    count_of,
 )
 
 if TYPE_CHECKING:
@@ -241,7 +242,7 @@ def _columns_matrix(
                     rest, functools.partial(_column_nulls, name=name)
                 )
                 raise InvalidInputError(
-                    f"Feature column '{name}' has null values in {count} rows of one "
+                    f"Feature column '{name}' has null values in {count_of(count, 'row')} of one "
                     f"partition (the first at {_example(batch, first, spec)}). Drop or fill "
                     f"them first (df.na.drop(subset=[...]) or df.na.fill(...)), or pass "
                     f"on_null='null' to give those rows a null prediction."

@@ -18,13 +18,15 @@ import os
 import sys
 from typing import Any
 
-# The Spark options and session handling every command shares.
 from sparklift.cli import (
     CommandSession,
     add_spark_options,
     refuse_existing_output,
     write_parquet_output,
 )
+
+# The Spark options and session handling every command shares.
+from sparklift.errors import count_of
 
 #: Choices of the string options.
 COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
@@ -348,11 +350,6 @@ def _estimator(args: argparse.Namespace) -> Any:
         args.parser.error(message)
 
 
-def _count(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless ``n`` is 1: "1 state", "4 states"."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _kind(family: str) -> str:
     return "int" if family == "categorical" else "vector"
 
@@ -372,9 +369,9 @@ def _fit(args: argparse.Namespace) -> int:
     _, status = convergence_status(history, float(model.getOrDefault("tol")))
     n_states = int(model.getOrDefault("n_components"))
     print(
-        f"Fitted {type(model).__name__} with {_count(n_states, 'state')} "
-        f"and {_count(int(model.n_features), 'feature')}: "
-        f"{_count(len(history), 'EM iteration')}, {status}, "
+        f"Fitted {type(model).__name__} with {count_of(n_states, 'state')} "
+        f"and {count_of(int(model.n_features), 'feature')}: "
+        f"{count_of(len(history), 'EM iteration')}, {status}, "
         f"log-likelihood {history[-1]:.6g}"
     )
     print(f"Model saved to {os.path.abspath(args.output)}")

@@ -80,6 +80,7 @@ from sparklift.errors import (
     InvalidInputError,
     ModelFormatError,
     ResourceLimitError,
+    count_of,
 )
 
 if TYPE_CHECKING:
@@ -935,7 +936,8 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             return
         where = next(t for t, n in zip(times, counts, strict=True) if n)
         raise InvalidInputError(
-            f"labelCol '{self.getEvaluator().getLabelCol()}' is null or NaN in {total} rows "
+            f"labelCol '{self.getEvaluator().getLabelCol()}' is null or NaN in "
+            f"{count_of(total, 'row')} "
             f"(the first at {self.getTimeCol()} = {_json_value(where)}); Spark ML cannot fit "
             "or evaluate them, and the best map is refitted on all the data. Drop or fill "
             "them first."
@@ -993,9 +995,8 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         first = bad[0]
         others = ", ".join(f"'{columns[i]}' in {counts[i]}" for i in bad[1:])
         where = " ".join(getattr(error, "__notes__", []))
-        plural = "s" if counts[first] != 1 else ""
         return InvalidInputError(
-            f"Column '{columns[first]}' is null or NaN in {counts[first]} row{plural} of the "
+            f"Column '{columns[first]}' is null or NaN in {count_of(counts[first], 'row')} of the "
             f"data ({_spark.example_row(dataset, conditions[first])})"
             + (f"; also {others}" if others else "")
             + ". A stage of the estimator refused it"
