@@ -156,6 +156,20 @@ def test_transform_adds_typed_columns_equal_to_hmmlearn(fitted, data, arrays):
         )
 
 
+def test_no_sequences_decode_to_no_rows_but_cannot_be_scored_or_fitted(fitted, data):
+    """A scheduled job's empty day: transform gives no rows, typed; score and fit refuse."""
+    empty = data.limit(0)
+    out = fitted.transform(empty)
+    assert out.collect() == []
+    types = dict(out.dtypes)
+    assert types["log_likelihood"] == "double"
+    assert types["states"] == "array<int>"
+    with pytest.raises(InvalidInputError, match="no rows"):
+        fitted.score(empty)
+    with pytest.raises(InvalidInputError, match="no rows"):
+        CategoricalHMM(n_components=2, n_iter=1, sequence_col=fitted.getSequenceCol()).fit(empty)
+
+
 def test_map_decoding_equals_hmmlearn(fitted, data, arrays):
     X, lengths = arrays
     ref = _as_hmmlearn(fitted)

@@ -1059,7 +1059,7 @@ class _HMMModel(Model, _HMMParams, _Persistable):
 
     # -- scoring and decoding -------------------------------------------------------
 
-    def _validated(self, dataset: Any) -> tuple[str, str]:
+    def _validated(self, dataset: Any, allow_empty: bool = False) -> tuple[str, str]:
         self._check_fitted()
         col = self.getOrDefault("sequence_col")
         kind = _family_kind(self._family_name)
@@ -1069,6 +1069,7 @@ class _HMMModel(Model, _HMMParams, _Persistable):
             kind,
             self.n_features,
             n_trials=self._hyper.get("n_trials"),
+            allow_empty=allow_empty,
             **_value_checks(self._family_name),
         )
         return col, kind
@@ -1076,7 +1077,9 @@ class _HMMModel(Model, _HMMParams, _Persistable):
     def _transform(self, dataset: Any) -> Any:
         from pyspark.sql.types import ArrayType, DoubleType, IntegerType, StructField, StructType
 
-        col, kind = self._validated(dataset)
+        # A day without sequences decodes to no rows (a scheduled job's
+        # empty partition), as predict() scores none; fitting on none is refused.
+        col, kind = self._validated(dataset, allow_empty=True)
         get = self.getOrDefault
         posteriors_col = get("posteriors_col") if self.isSet("posteriors_col") else None
         out_names = [get("loglik_col"), get("states_col")] + (

@@ -236,6 +236,7 @@ def validate_sequences(
     checksum: bool = False,
     frame_totals: bool = False,
     example_from: DataFrame | None = None,
+    allow_empty: bool = False,
 ) -> SequenceSummary:
     """Check a sequence column and summarise it, in one Spark job.
 
@@ -274,6 +275,9 @@ def validate_sequences(
         Where an error's example row is taken from, when ``df`` is a
         projection of it (so that the example shows the row's ids too);
         default ``df``.
+    allow_empty : bool, default False
+        Accept a data set with no rows (scoring one is valid; fitting on one
+        is not): the summary then counts zeros.
 
     Returns
     -------
@@ -444,7 +448,21 @@ def validate_sequences(
         stats = df.agg(*aggs).collect()[0].asDict()
     n_rows = int(stats["n_rows"])
     if n_rows == 0:
-        raise InvalidInputError(f"Column '{col}' has no rows: there are no sequences to use")
+        if not allow_empty:
+            raise InvalidInputError(f"Column '{col}' has no rows: there are no sequences to use")
+        return SequenceSummary(
+            column=col,
+            kind=kind,
+            n_sequences=0,
+            n_frames=0,
+            n_features=int(n_features) if n_features is not None else 0,
+            min_length=0,
+            max_length=0,
+            nested=nested,
+            integral=integral,
+            checksum="0" if checksum else None,
+            frame_totals=None,
+        )
     counts = {label: int(stats[f"p{i}"]) for i, (label, _, _) in enumerate(problems)}
     shown = example_from if example_from is not None else df
     _raise_problems(shown, col, n_rows, problems, counts, int(stats["n_bad"]))
