@@ -264,6 +264,8 @@ def test_null_features_fail_their_group_with_a_count_and_predict_on_null(spark):
 
 
 def test_limits_and_bad_input(spark, tmp_path):
+    from pyspark.sql import functions as F
+
     pdf = make_groups(2, n_per_group=10)
     pdf.loc[pdf.store == "b", "store"] = "a"  # group 'a' now has 20 rows
     df = spark.createDataFrame(pdf)
@@ -292,6 +294,12 @@ def test_limits_and_bad_input(spark, tmp_path):
         fit_per_group(df, "store", object(), FEATURES, "y")
     with pytest.raises(InvalidInputError, match=r"LinearRegression is a supervised .* label_col"):
         fit_per_group(df, "store", LinearRegression(), FEATURES)
+    named = df.withColumn("name", F.col("store").cast("string"))
+    with pytest.raises(
+        InvalidColumnTypeError,
+        match=r"'name' has type string; fit_per_group needs numeric columns \(encode strings",
+    ):
+        fit_per_group(named, "store", LinearRegression(), [*FEATURES, "name"], "y")
     pairs = df.selectExpr("*", "struct(store, id % 2 AS half) AS pair")
     with pytest.raises(InvalidColumnTypeError, match=r"group column 'pair' has type struct<"):
         fit_per_group(pairs, "pair", LinearRegression(), FEATURES, "y")

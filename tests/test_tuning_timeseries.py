@@ -429,6 +429,20 @@ def test_empty_time_window_is_a_clear_error(spark):
     cv = cv.copy().setParams(numFolds=1, cutoffs=["2023-12-25"])
     with pytest.raises(InvalidInputError, match="before the first time"):
         cv.fit(df)
+    # No rows at all: said as such, not as an empty window (with and without series).
+    for series in ({}, {"seriesIdCols": ["series"]}):
+        empty = TimeSeriesCrossValidator(
+            estimator=lr,
+            estimatorParamMaps=grid,
+            evaluator=RegressionEvaluator(),
+            timeCol="day",
+            numFolds=2,
+            **series,
+        )
+        with pytest.raises(
+            InvalidInputError, match=r"^The DataFrame has no rows \(timeCol 'day'\)"
+        ):
+            empty.fit(df.limit(0))
 
 
 def _window_probe():

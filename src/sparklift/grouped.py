@@ -423,7 +423,7 @@ def fit_per_group(
     FitFailedError
         Every group's fit failed (its ``grouped_model`` holds their errors).
     """
-    feature_cols = _check_columns(df, group_col, feature_cols, label_col)
+    feature_cols = _check_columns(df, group_col, feature_cols, label_col, "fit_per_group")
     if group_col.lower() in MODEL_COLUMNS:  # Spark resolves names case-insensitively
         raise InvalidInputError(
             f"group column '{group_col}' has the name of a column of GroupedModel.models "
@@ -569,7 +569,11 @@ def _shuffle_partitions(df: DataFrame) -> int:
 
 
 def _check_columns(
-    df: DataFrame, group_col: str, feature_cols: Sequence[str], label_col: str | None
+    df: DataFrame,
+    group_col: str,
+    feature_cols: Sequence[str],
+    label_col: str | None,
+    caller: str,
 ) -> list[str]:
     if isinstance(feature_cols, str):
         raise InvalidInputError(
@@ -592,7 +596,7 @@ def _check_columns(
             "Combine several key columns into one with F.concat_ws or a hash."
         )
     for name in feature_cols:
-        _numeric_check(df, name)
+        _numeric_check(df, name, caller)
     if label_col is not None:
         _label_check(df, label_col)
     return feature_cols
@@ -1077,7 +1081,7 @@ class GroupedModel:
                 f"strategy must be 'auto', 'broadcast' or 'cogroup'; got {strategy!r}"
             )
         refuse_clashing_column(df, output_col)
-        _check_columns(df, self.group_col, self.feature_cols, None)
+        _check_columns(df, self.group_col, self.feature_cols, None, "GroupedModel.predict")
         self._check_key_type(df)
         if strategy == "auto":
             strategy = "broadcast" if self._model_bytes() <= BROADCAST_LIMIT_BYTES else "cogroup"

@@ -493,14 +493,20 @@ def _infer_kinds(model: Any, methods: tuple[str, ...], samples: list[Any]) -> tu
     )
 
 
-def _numeric_check(df: DataFrame, name: str) -> None:
+def _numeric_check(df: DataFrame, name: str, caller: str = "predict") -> None:
+    """Refuse a feature column that is not numeric (or boolean), naming the caller's need."""
     from pyspark.sql.types import BooleanType, NumericType
 
     dtype = df.schema[name].dataType
     if not isinstance(dtype, NumericType | BooleanType):
+        way_out = (
+            "(or one vector/array column in features_col)"
+            if caller == "predict"
+            else "(encode strings as numbers first, e.g. with a StringIndexer)"
+        )
         raise InvalidColumnTypeError(
-            f"Feature column '{name}' has type {dtype.simpleString()}; predict needs numeric "
-            "columns (or one vector/array column in features_col)"
+            f"Feature column '{name}' has type {dtype.simpleString()}; {caller} needs numeric "
+            f"columns {way_out}"
         )
 
 

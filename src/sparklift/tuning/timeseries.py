@@ -358,6 +358,14 @@ def _is_binary_string(data_type: Any) -> bool:
     )
 
 
+def _refuse_empty(time_col: str, n_points: int) -> None:
+    """Raise for data without rows (null times were refused before): no window to build."""
+    if n_points == 0:
+        raise InvalidInputError(
+            f"The DataFrame has no rows (timeCol '{time_col}'): there is nothing to cross-validate."
+        )
+
+
 def _in_time_order(points: DataFrame, data_type: Any) -> list[Any]:
     """The rows of ``points`` (one per time value: value, key, ...) collected in time order.
 
@@ -797,6 +805,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             ).first()
             self._refuse_bad_labels([int(n_bad)], [first_bad])
             n_points = 0 if longest is None else int(longest) + 1
+            _refuse_empty(time_col, n_points)
             # Index windows are built forward; flip them to count back.
             folds = build_folds(n_points, **common)
             flipped = [
@@ -868,6 +877,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         # Every row counts: the best map is refitted on all of the data.
         self._refuse_bad_labels([row[4] for row in rows], times)
         n_points = len(times)
+        _refuse_empty(time_col, n_points)
         if n_points > MAX_TIME_POINTS:
             raise ResourceLimitError(
                 f"timeCol '{time_col}' has {n_points} distinct values, more than the "
