@@ -274,7 +274,9 @@ def test_validate_bad_symbols_smoke(spark):
         ("array<double>", "int", "symbols must be integers"),
         ("bigint", "float", r"Column 'seq' has type bigint; expected array<double>"),
         ("array<array<double>>", "float", "expected array<double>"),
-        ("array<decimal(10,2)>", "float", "expected array<double>"),
+        ("array<decimal(10,2)>", "float", r"expected array<double>.*cast\('array<double>'\)"),
+        ("array<array<decimal(10,2)>>", "vector", r"\.cast\('array<array<double>>'\)\)$"),
+        ("array<decimal(10,0)>", "int", r"\.cast\('array<int>'\)\)$"),
     ],
 )
 def test_validate_wrong_types(spark, schema, kind, match):

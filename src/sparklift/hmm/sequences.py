@@ -176,6 +176,14 @@ def column_layout(df: DataFrame, col: str, kind: str) -> tuple[bool, bool]:
         element = element.elementType
     name = _type_name(element)
     integral = name in _INTEGRAL
+    if name == "DecimalType":  # exact decimals: the kernels compute in doubles
+        target = {"int": "array<int>", "float": "array<double>"}.get(
+            kind, "array<array<double>>" if nested else "array<double>"
+        )
+        error = wrong()
+        raise InvalidColumnTypeError(
+            f"{error} (cast the column, e.g. F.col('{col}').cast('{target}'))"
+        )
     if not integral and name not in _FRACTIONAL:
         raise wrong()
     if kind == "int" and not integral:
