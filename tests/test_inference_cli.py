@@ -231,3 +231,61 @@ def test_a_failed_swap_keeps_the_old_output(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="busy"):
         cli._swap_in(str(staging), str(old))
     assert (old / "part-0").read_text() == "old"
+
+
+class SleepsInTasks:
+    """Answers the driver's one-row probe at once; sleeps in a task, as a long job does."""
+
+    def predict(self, X):
+        import time
+
+        if len(X) > 1:
+            time.sleep(300)
+        return np.zeros(len(X))
+
+
+@pytest.mark.slow  # starts a second JVM
+def test_ctrl_c_keeps_the_old_output_and_leaves_nothing_beside_it(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    save_model(SleepsInTasks(), str(tmp_path / "model.pkl"), serializer="pickle")
+    pd.DataFrame({"a": np.arange(1000.0)}).to_parquet(tmp_path / "in.parquet")
+    old = tmp_path / "out"
+    old.mkdir()
+    pd.DataFrame({"kept": [1.0, 2.0]}).to_parquet(old / "part-0.parquet")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SPARK_REMOTE", "SPARK_LOCAL_REMOTE", "SPARK_CONNECT_", "SPARKLIFT_"))
+    }
+    env["SPARKLIFT_MASTER"] = "local[1]"
+    args = ["predict", "--model", "model.pkl", "--allow-pickle", "--input", "in.parquet"]
+    args += ["--output", "out", "--input-cols", "a", "--overwrite"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "sparklift", *args],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not [p for p in os.listdir(tmp_path) if p.startswith(".out.sparklift-")]:
+            assert child.poll() is None, child.stderr.read()
+            assert time.monotonic() < deadline, "the job never started writing"
+            time.sleep(0.2)
+        time.sleep(3)  # the task is in the model's predict
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    assert err.strip().endswith("sparklift: interrupted"), err
+    assert "reentrant call" not in err
+    assert sorted(os.listdir(tmp_path)) == ["in.parquet", "model.pkl", "out"]
+    assert os.listdir(old) == ["part-0.parquet"]
+    assert pd.read_parquet(old / "part-0.parquet")["kept"].tolist() == [1.0, 2.0]

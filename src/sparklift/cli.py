@@ -82,11 +82,22 @@ class CommandSession:
         from sparklift.session import active_session, get_spark
 
         self.started = active_session() is None
-        return get_spark(
+        spark = get_spark(
             self.app_name,
             master=getattr(self.args, "master", None),
             driver_memory=getattr(self.args, "driver_memory", None),
         )
+        if self.started:
+            # pyspark's own Ctrl-C handler cancels the jobs through the py4j
+            # connection the main thread is blocked on: it fails ("reentrant
+            # call", ~50 lines of tracebacks) and the job runs on. Python's
+            # plain KeyboardInterrupt lets the command cancel them itself.
+            import signal
+            import threading
+
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+        return spark
 
     def __exit__(self, *exc: Any) -> None:
         if self.started:
@@ -197,15 +208,45 @@ def write_parquet_output(df: Any, output: str, overwrite: bool) -> None:
             df.write.mode("overwrite" if overwrite and staging is None else "error").parquet(target)
         if staging is not None and local is not None:
             _swap_in(staging, local)
-    except BaseException:
+    except BaseException as exc:
         # A failed (or interrupted) job leaves the folder it started (empty, or
         # with Spark's _temporary), which would refuse the next run.
         leftover = staging or created
         if leftover is not None and os.path.exists(leftover):
             if staging is not None and os.path.exists(os.path.join(staging, "previous")):
                 raise  # _swap_in could not put the old output back: it says where it is
-            shutil.rmtree(leftover, ignore_errors=True)
+            if isinstance(exc, Exception):
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:  # Ctrl-C: the job's tasks may still be writing into it
+                _remove_once_quiet(df, leftover)
         raise
+
+
+def _remove_once_quiet(df: Any, path: str, seconds: float = 10.0) -> None:
+    """Cancel the session's jobs, then remove ``path`` until it stays gone.
+
+    An interrupted write's tasks keep writing for a moment after the driver
+    stops waiting (even once cancelled), and recreate the folder a single
+    ``rmtree`` removed.
+    """
+    import contextlib
+    import shutil
+    import time
+
+    # (If the session is going away too, its tasks end with it.)
+    with contextlib.suppress(Exception):
+        df.sparkSession.interruptAll()
+    deadline = time.monotonic() + seconds
+    quiet_since = None
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            shutil.rmtree(path, ignore_errors=True)
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 2.0:
+            return
+        time.sleep(0.1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,6 +306,11 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        if os.environ.get("SPARKLIFT_TRACEBACK"):
+            raise
+        print("sparklift: interrupted", file=sys.stderr)
+        return 130
     except (SparkliftError, JavaNotFoundError, FileNotFoundError) as exc:
         if os.environ.get("SPARKLIFT_TRACEBACK"):
             raise
