@@ -16,6 +16,7 @@ from sparklift.errors import (
     InvalidColumnTypeError,
     InvalidInputError,
     ModelFormatError,
+    PathExistsError,
     ResourceLimitError,
 )
 from sparklift.grouped import (
@@ -103,7 +104,7 @@ def test_fit_predict_save_load_equal_local_models(spark, tmp_path):
 
     path = str(tmp_path / "grouped")
     grouped.save(path)
-    with pytest.raises(InvalidInputError, match=r"grouped already exists; pass overwrite=True"):
+    with pytest.raises(PathExistsError, match=r"grouped already exists; pass overwrite=True"):
         grouped.save(path)
     loaded = GroupedModel.load(path, spark=spark)
     assert (loaded.group_col, loaded.feature_cols, loaded.label_col) == ("store", FEATURES, "y")

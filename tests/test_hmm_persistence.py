@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hmmlearn import hmm
 
-from sparklift.errors import ModelFormatError
+from sparklift.errors import InvalidInputError, ModelFormatError, PathExistsError
 from sparklift.hmm import (
     CategoricalHMM,
     CategoricalHMMModel,
@@ -75,8 +75,11 @@ def test_gaussian_full_roundtrip(tmp_path):
 def test_save_refuses_to_overwrite_unless_asked(model, tmp_path):
     path = str(tmp_path / "model")
     model.save(path)
-    with pytest.raises(FileExistsError, match="overwrite"):
+    # One class for every sparklift save: a FileExistsError and an InvalidInputError.
+    with pytest.raises(PathExistsError, match="overwrite") as info:
         model.save(path)
+    assert isinstance(info.value, FileExistsError)
+    assert isinstance(info.value, InvalidInputError)
     model.write().overwrite().save(path)
     assert CategoricalHMMModel.read().load(path).n_features == model.n_features
 

@@ -21,6 +21,7 @@ from sparklift.errors import (
     InvalidInputError,
     ModelFormatError,
     NotFittedError,
+    PathExistsError,
 )
 from sparklift.inference import (
     ModelTransformer,
@@ -350,7 +351,7 @@ def test_transformer_overwrite_and_pickle_opt_in(spark, tmp_path):
     stage = ModelTransformer(model=model, inputCols=COLS, serializer="pickle")
     path = str(tmp_path / "stage")
     stage.write().save(path)
-    with pytest.raises(InvalidInputError, match=r"already exists; use \.write\(\)\.overwrite"):
+    with pytest.raises(PathExistsError, match=r"already exists; use \.write\(\)\.overwrite"):
         stage.write().save(path)
     stage.write().overwrite().save(path)
     with pytest.raises(ModelFormatError, match=r"allow_pickle.*read\(\)\.trust\("):

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
-from sparklift.errors import TRANSPORTABLE, InvalidInputError, SparkliftError
+from sparklift.errors import TRANSPORTABLE, InvalidInputError, PathExistsError, SparkliftError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -158,7 +158,7 @@ def refusing_existing(path: str, how: str) -> Iterator[None]:
     except Exception as exc:
         if "PATH_ALREADY_EXISTS" not in str(exc):
             raise
-        raise InvalidInputError(f"{path} already exists; {how} to replace it") from None
+        raise PathExistsError(f"{path} already exists; {how} to replace it") from None
 
 
 def _named(batches: Iterator[pa.RecordBatch], names: list[str] | None) -> Iterator[pa.RecordBatch]:

@@ -117,11 +117,11 @@ def local_path(path: str) -> str | None:
 
 def refuse_existing_output(output: str, overwrite: bool) -> None:
     """Refuse, before Spark starts, a local ``--output`` that exists without ``--overwrite``."""
-    from sparklift.errors import InvalidInputError
+    from sparklift.errors import PathExistsError
 
     local = local_path(output)
     if local is not None and os.path.exists(local) and not overwrite:
-        raise InvalidInputError(f"{output} already exists; pass --overwrite to replace it")
+        raise PathExistsError(f"{output} already exists; pass --overwrite to replace it")
 
 
 def _first_missing(path: str) -> str | None:

@@ -19,6 +19,14 @@ class InvalidInputError(SparkliftError, ValueError):
     """Input data is unusable: the message names the column, the count of bad rows and an example."""
 
 
+class PathExistsError(InvalidInputError, FileExistsError):
+    """A save or an output would replace an existing path, and overwriting was not asked for.
+
+    One class for every ``save`` and command output, caught as a
+    ``FileExistsError`` or as an :class:`InvalidInputError` alike.
+    """
+
+
 class InvalidColumnTypeError(SparkliftError, TypeError):
     """A column has a type the operation does not accept."""
 

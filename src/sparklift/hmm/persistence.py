@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pyarrow.fs as pafs
 
-from sparklift.errors import ModelFormatError
+from sparklift.errors import ModelFormatError, PathExistsError
 
 #: Identifies a sparklift HMM directory.
 FORMAT_NAME = "sparklift.hmm"
@@ -149,12 +149,12 @@ def save_model(
 
     Raises
     ------
-    FileExistsError
-        When ``path`` exists and ``overwrite`` is False.
+    PathExistsError
+        When ``path`` exists and ``overwrite`` is False (a ``FileExistsError``).
     """
     fs, root = _filesystem(path)
     if _exists(fs, root) and not overwrite:
-        raise FileExistsError(
+        raise PathExistsError(
             f"Path {path} already exists. To overwrite it, use "
             "model.write().overwrite().save(path)."
         )
