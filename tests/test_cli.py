@@ -79,3 +79,19 @@ def test_unreadable_input_is_one_clear_line(spark, tmp_path, capsys, monkeypatch
     assert len(err) == 2
     assert "SPARKLIFT_TRACEBACK=1" in err[1]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_cli_leaves_pysparks_query_context_logger_usable(spark, monkeypatch, capsys):
+    """main() in a notebook used to make that logger a plain Logger, which then
+    failed on pyspark's keywords and hid the next analysis error behind a TypeError."""
+    import logging
+
+    from pyspark.sql import functions as F
+
+    if spark.conf.get("spark.sql.ansi.enabled").lower() != "true":
+        pytest.skip("needs ANSI mode, Spark 4's default, for a division by zero to fail")
+    monkeypatch.delitem(logging.Logger.manager.loggerDict, "DataFrameQueryContextLogger", False)
+    main(["info"])
+    capsys.readouterr()
+    with pytest.raises(Exception, match="DIVIDE_BY_ZERO"):
+        spark.range(3).select(F.col("id") / F.lit(0)).collect()

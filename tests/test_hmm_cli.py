@@ -274,7 +274,7 @@ def test_csv_sequence_text_with_a_word_is_one_clear_error(spark, tmp_path, capsy
 
 
 def test_fit_summary_counts_in_the_singular_for_one():
-    from sparklift.hmm.cli import _count
+    from sparklift.errors import count_of as _count
 
     assert _count(1, "state") == "1 state"
     assert _count(4, "state") == "4 states"

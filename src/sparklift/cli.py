@@ -285,7 +285,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # main() keeps its later sessions' logs.
     # pyspark's own Python logger writes an analysis error's query context as
     # one long JSON line with the JVM stack; it is quietened the same way.
-    context_log = logging.getLogger("DataFrameQueryContextLogger")
+    # Made as pyspark makes it: a plain Logger under that name would later be
+    # handed to pyspark, whose extra keywords it refuses ("Logger._log() got an
+    # unexpected keyword argument 'file'"), hiding the error being logged.
+    try:
+        from pyspark.logger import PySparkLogger
+
+        context_log = PySparkLogger.getLogger("DataFrameQueryContextLogger")
+    except ImportError:  # pragma: no cover - pyspark < 4
+        context_log = logging.getLogger("DataFrameQueryContextLogger")
     saved = os.environ.get(ENV_LOG_LEVEL)
     saved_level = context_log.level
     if saved is None:
