@@ -296,16 +296,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         context_log = logging.getLogger("DataFrameQueryContextLogger")
     saved = os.environ.get(ENV_LOG_LEVEL)
     saved_level = context_log.level
+    py4j_log = logging.getLogger("py4j")
+    saved_py4j_level = py4j_log.level
     if saved is None:
         os.environ[ENV_LOG_LEVEL] = "ERROR" if os.environ.get("SPARKLIFT_TRACEBACK") else "FATAL"
-    if not os.environ.get("SPARKLIFT_TRACEBACK"):
+    quiet = not os.environ.get("SPARKLIFT_TRACEBACK")
+    if quiet:
         context_log.setLevel(logging.CRITICAL)
+        # py4j logs the tracebacks of a broken call (a Ctrl-C, the JVM going
+        # away), on its own loggers and on the root logger itself, 12-40
+        # lines, before the command's own one line ("sparklift: interrupted",
+        # or the error).
+        py4j_log.setLevel(logging.CRITICAL)
+        logging.getLogger().addFilter(_drop_py4j_root_records)
     try:
         return _run(args)
     finally:
+        logging.getLogger().removeFilter(_drop_py4j_root_records)
+        py4j_log.setLevel(saved_py4j_level)
         context_log.setLevel(saved_level)
         if saved is None:
             os.environ.pop(ENV_LOG_LEVEL, None)
+
+
+def _drop_py4j_root_records(record: logging.LogRecord) -> bool:
+    """A root-logger filter: False for what py4j's own code logs on the root logger."""
+    return not (record.name == "root" and f"{os.sep}py4j{os.sep}" in record.pathname)
 
 
 def _run(args: argparse.Namespace) -> int:
