@@ -416,14 +416,13 @@ def test_empty_time_window_is_a_clear_error(spark):
 
     df = _panel(spark, n_days=5, per_day=2)
     lr, grid = _lr_grid()
-    cv = TimeSeriesCrossValidator(
-        estimator=lr,
-        estimatorParamMaps=grid,
-        evaluator=RegressionEvaluator(),
-        timeCol="day",
-        numFolds=4,
-        horizon=2,
-    )
+    common = {
+        "estimator": lr,
+        "estimatorParamMaps": grid,
+        "evaluator": RegressionEvaluator(),
+        "timeCol": "day",
+    }
+    cv = TimeSeriesCrossValidator(**common, numFolds=4, horizon=2)
     with pytest.raises(InvalidInputError, match="fold 0: the training window is empty"):
         cv.fit(df)
     cv = cv.copy().setParams(numFolds=1, cutoffs=["2023-12-25"])
@@ -431,14 +430,7 @@ def test_empty_time_window_is_a_clear_error(spark):
         cv.fit(df)
     # No rows at all: said as such, not as an empty window (with and without series).
     for series in ({}, {"seriesIdCols": ["series"]}):
-        empty = TimeSeriesCrossValidator(
-            estimator=lr,
-            estimatorParamMaps=grid,
-            evaluator=RegressionEvaluator(),
-            timeCol="day",
-            numFolds=2,
-            **series,
-        )
+        empty = TimeSeriesCrossValidator(**common, numFolds=2, **series)
         with pytest.raises(
             InvalidInputError, match=r"^The DataFrame has no rows \(timeCol 'day'\)"
         ):
