@@ -358,6 +358,17 @@ def _is_binary_string(data_type: Any) -> bool:
     )
 
 
+def _null_or_nan(dataset: DataFrame, name: str) -> Any:
+    """A condition true where column ``name`` is null, or NaN in a floating-point column."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType, FloatType
+
+    missing = col(name).isNull()
+    if isinstance(dataset.schema[name].dataType, (DoubleType, FloatType)):
+        missing = missing | F.isnan(col(name))
+    return missing
+
+
 def _refuse_empty(time_col: str, n_points: int) -> None:
     """Raise for data without rows (null times were refused before): no window to build."""
     if n_points == 0:
@@ -753,15 +764,13 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
 
         ``count`` when the caller already knows it.
         """
-        from pyspark.sql import functions as F
         from pyspark.sql.types import DoubleType, FloatType
 
         time_col = self.getTimeCol()
-        column = col(time_col)
-        missing, what = column.isNull(), "null"
-        if isinstance(dataset.schema[time_col].dataType, (DoubleType, FloatType)):
-            # NaN is no point in time; Spark would sort it after every number.
-            missing, what = missing | F.isnan(column), "null or NaN"
+        # NaN is no point in time; Spark would sort it after every number.
+        missing = _null_or_nan(dataset, time_col)
+        floating = isinstance(dataset.schema[time_col].dataType, (DoubleType, FloatType))
+        what = "null or NaN" if floating else "null"
         bad = dataset.where(missing)
         if count is None:
             count = bad.count()
@@ -922,7 +931,6 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
     def _bad_label(self, dataset: DataFrame) -> Any:
         """A condition true for rows whose label is null (or NaN); False without a label."""
         from pyspark.sql import functions as F
-        from pyspark.sql.types import DoubleType, FloatType
 
         evaluator = self.getEvaluator()
         label = (
@@ -934,10 +942,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             or _may_produce(self.getEstimator(), label)
         ):
             return F.lit(False)  # no label, or one a Pipeline stage makes (or may remake)
-        bad = col(label).isNull()
-        if isinstance(dataset.schema[label].dataType, (DoubleType, FloatType)):
-            bad = bad | F.isnan(col(label))
-        return bad
+        return _null_or_nan(dataset, label)
 
     def _refuse_bad_labels(self, counts: list[int], times: list[Any]) -> None:
         """Raise when rows have a null or NaN label (counted per time point)."""
@@ -979,7 +984,6 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
 
     def _missing_values(self, dataset: DataFrame, error: BaseException) -> InvalidInputError | None:
         from pyspark.sql import functions as F
-        from pyspark.sql.types import DoubleType, FloatType
 
         reason = _spark_reason(str(error))
         read = _read_columns(self.getEstimator(), dataset.columns)
@@ -987,12 +991,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         # encountered NULL value"), in the Pipeline's order.
         read.sort(key=lambda pair: pair[1] not in reason)
         columns = [name for name, _ in read]
-        conditions = []
-        for name in columns:
-            missing = col(name).isNull()
-            if isinstance(dataset.schema[name].dataType, (DoubleType, FloatType)):
-                missing = missing | F.isnan(col(name))
-            conditions.append(missing)
+        conditions = [_null_or_nan(dataset, name) for name in columns]
         if not conditions:
             return None
         row = dataset.agg(
