@@ -695,6 +695,66 @@ def test_model_saves_and_loads(spark, tmp_path, time_col):
         TimeSeriesCrossValidatorModel.load(str(tmp_path / "nothing-here"))
 
 
+def test_unfitted_validator_saves_and_loads_alone_and_in_a_pipeline(spark, tmp_path, spark_mode):
+    """As CrossValidator: Params, estimator, evaluator and maps come back, and fit the same."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.ml.feature import VectorAssembler
+
+    from sparklift.errors import PathExistsError
+
+    df = _panel(spark, n_days=12, per_day=3).drop("features")
+    lr, grid = _lr_grid()
+    assemble = VectorAssembler(inputCols=["x1", "x2"], outputCol="features")
+    cv = TimeSeriesCrossValidator(
+        estimator=Pipeline(stages=[assemble, lr]),
+        estimatorParamMaps=grid,
+        evaluator=RegressionEvaluator(metricName="mae"),
+        timeCol="day",
+        cutoffs=[DAY0 + dt.timedelta(days=5), "2024-01-08"],
+        horizon=2,
+        gap=1,
+        windowType="sliding",
+        trainWindow=4,
+        parallelism=2,
+    )
+    path = str(tmp_path / "validator")
+    cv.write().save(path)
+    with pytest.raises(PathExistsError, match=r"already exists; use \.write\(\)\.overwrite"):
+        cv.save(path)
+    cv.write().overwrite().save(path)
+    loaded = TimeSeriesCrossValidator.load(path)
+    assert loaded.uid == cv.uid
+    for name in ("timeCol", "horizon", "gap", "windowType", "trainWindow", "parallelism"):
+        assert loaded.getOrDefault(name) == cv.getOrDefault(name), name
+    assert loaded.getCutoffs() == ["2024-01-06", "2024-01-08"]  # dates as ISO text
+    assert loaded.getEvaluator().getMetricName() == "mae"
+    inner = loaded.getEstimator().getStages()
+    assert [type(st) for st in inner] == [type(assemble), type(lr)]
+    assert [m[inner[1].regParam] for m in loaded.getEstimatorParamMaps()] == [0.0, 0.5]
+    model, again = cv.fit(df), loaded.fit(df)
+    assert again.foldBoundaries == model.foldBoundaries
+    np.testing.assert_allclose(again.foldMetrics, model.foldMetrics, rtol=1e-12)
+    model.save(str(tmp_path / "model"))
+    with pytest.raises(ModelFormatError, match=r"Model', not a TimeSeriesCrossValidator\."):
+        TimeSeriesCrossValidator.load(str(tmp_path / "model"))
+
+    # Nothing to save without an estimator: refused, and nothing written.
+    bare = str(tmp_path / "bare")
+    with pytest.raises(
+        InvalidInputError, match="cannot be saved: estimator, evaluator, estimatorParamMaps not set"
+    ):
+        TimeSeriesCrossValidator(timeCol="day").save(bare)
+    assert not os.path.exists(bare)
+
+    if spark_mode == "connect":
+        return  # pyspark's Pipeline persistence of Python stages needs a SparkContext
+    Pipeline(stages=[cv]).save(str(tmp_path / "pipeline"))  # the validator unfitted inside
+    stage = Pipeline.load(str(tmp_path / "pipeline")).getStages()[0]
+    assert isinstance(stage, TimeSeriesCrossValidator)
+    assert stage.getGap() == 1
+
+
 def test_a_failing_fit_stops_the_search_with_its_error(spark):
     from pyspark.ml.evaluation import RegressionEvaluator
 

@@ -1242,11 +1242,18 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         return self._set(seed=value)
 
     def write(self) -> MLWriter:
-        """Persisting the unfitted validator is not supported; save its Model."""
-        raise NotImplementedError(
-            "TimeSeriesCrossValidator itself cannot be saved; fit it and save the "
-            "TimeSeriesCrossValidatorModel (model.write().save(path))."
-        )
+        """A writer: ``cv.write().overwrite().save(path)``, as ``CrossValidator``'s.
+
+        The unfitted validator is saved as its Params plus the estimator, the
+        evaluator and the ``estimatorParamMaps`` (so it can also sit unfitted in
+        a saved ``Pipeline``); all three must be set and writable.
+        """
+        return _ValidatorWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        """A reader: ``TimeSeriesCrossValidator.load(path)``."""
+        return _ValidatorReader()
 
 
 class TimeSeriesCrossValidatorModel(Model, _TimeSeriesCVParams, MLReadable, MLWritable):
@@ -1334,52 +1341,83 @@ _SAVED_PARAMS = (
 )
 
 
-class _ModelWriter(InstanceWriter):
-    """JSON metadata written with Spark (so any Hadoop path works) + the best model's own save."""
+_VALIDATOR_CLASS = "sparklift.tuning.TimeSeriesCrossValidator"
+_MODEL_CLASS = "sparklift.tuning.TimeSeriesCrossValidatorModel"
 
-    def saveImpl(self, path: str) -> None:
-        model = self.instance
-        best = model.bestModel
+
+class _Writer(InstanceWriter):
+    """JSON metadata written with Spark (so any Hadoop path works), and the stages' own saves."""
+
+    def _mode(self) -> str:
+        return "overwrite" if self.shouldOverwrite else "error"  # Connect knows "error"
+
+    def _write_metadata(self, path: str, class_name: str, **extra: Any) -> None:
+        instance = self.instance
         params = {
-            name: _json_value(model.getOrDefault(name))
+            name: _json_value(instance.getOrDefault(name))
             for name in _SAVED_PARAMS
-            if model.isDefined(getattr(model, name))
+            if instance.isDefined(getattr(instance, name))
         }
         if "cutoffs" in params:
             params["cutoffs"] = [_json_value(c) for c in params["cutoffs"]]
         metadata = {
-            "class": "sparklift.tuning.TimeSeriesCrossValidatorModel",
+            "class": class_name,
             "formatVersion": FORMAT_VERSION,
-            "uid": model.uid,
+            "uid": instance.uid,
             "params": params,
-            "avgMetrics": model.avgMetrics,
-            "stdMetrics": model.stdMetrics,
-            "foldMetrics": model.foldMetrics,
-            "foldBoundaries": model.foldBoundaries,
-            "bestModelClass": f"{type(best).__module__}.{type(best).__qualname__}",
+            **extra,
         }
-        spark = self.sparkSession
-        mode = "overwrite" if self.shouldOverwrite else "error"  # Connect knows "error"
-        text = json.dumps(metadata, allow_nan=True)
-        spark.createDataFrame([(text,)], "value string").coalesce(1).write.mode(mode).text(
-            f"{path}/metadata"
-        )
-        self._write(best, f"{path}/bestModel")
-        # As CrossValidatorModel: the estimator, the evaluator and the maps, so
-        # that a loaded model's avgMetrics can be matched to the maps they score.
-        setup = _saved_setup(model)
-        if setup is not None:
-            self._write(model.getEstimator(), f"{path}/estimator")
-            self._write(model.getEvaluator(), f"{path}/evaluator")
-            spark.createDataFrame([(json.dumps(setup),)], "value string").coalesce(1).write.mode(
-                mode
-            ).text(f"{path}/setup")
+        self._write_text(json.dumps(metadata, allow_nan=True), f"{path}/metadata")
+
+    def _write_text(self, text: str, path: str) -> None:
+        frame = self.sparkSession.createDataFrame([(text,)], "value string").coalesce(1)
+        frame.write.mode(self._mode()).text(path)
+
+    def _write_setup(self, setup: dict, path: str) -> None:
+        """The estimator, the evaluator and the maps (see :func:`_saved_setup`)."""
+        self._write(self.instance.getEstimator(), f"{path}/estimator")
+        self._write(self.instance.getEvaluator(), f"{path}/evaluator")
+        self._write_text(json.dumps(setup), f"{path}/setup")
 
     def _write(self, stage: Any, path: str) -> None:
         writer = stage.write()
         if self.shouldOverwrite:
             writer = writer.overwrite()
         writer.save(path)
+
+
+class _ModelWriter(_Writer):
+    """The model: its metrics and fold boundaries, the best model, and the setup when it can."""
+
+    def saveImpl(self, path: str) -> None:
+        model = self.instance
+        best = model.bestModel
+        self._write_metadata(
+            path,
+            _MODEL_CLASS,
+            avgMetrics=model.avgMetrics,
+            stdMetrics=model.stdMetrics,
+            foldMetrics=model.foldMetrics,
+            foldBoundaries=model.foldBoundaries,
+            bestModelClass=f"{type(best).__module__}.{type(best).__qualname__}",
+        )
+        self._write(best, f"{path}/bestModel")
+        # As CrossValidatorModel: the estimator, the evaluator and the maps, so
+        # that a loaded model's avgMetrics can be matched to the maps they score.
+        setup, _ = _saved_setup(model)
+        if setup is not None:
+            self._write_setup(setup, path)
+
+
+class _ValidatorWriter(_Writer):
+    """The unfitted validator: its Params and the setup, which it cannot do without."""
+
+    def saveImpl(self, path: str) -> None:
+        setup, reason = _saved_setup(self.instance)
+        if setup is None:
+            raise InvalidInputError(f"This TimeSeriesCrossValidator cannot be saved: {reason}.")
+        self._write_metadata(path, _VALIDATOR_CLASS)
+        self._write_setup(setup, path)
 
 
 def _add_fold_note(exc: BaseException, fold: int, bounds: dict, param_map: int) -> None:
@@ -1408,37 +1446,42 @@ def _stages_by_uid(stage: Any) -> dict[str, Any]:
     return found
 
 
-def _saved_setup(model: Any) -> dict | None:
-    """The classes of the estimator and evaluator and the maps as JSON, or None.
+def _saved_setup(model: Any) -> tuple[dict | None, str]:
+    """The classes of the estimator and evaluator and the maps as JSON, or None and why.
 
-    None when the validator's estimator or evaluator cannot be written, or a
-    map holds a value JSON cannot (the model is then saved without them, as
-    before).
+    None when the validator's estimator or evaluator is not set or cannot be
+    written, or a map holds a value JSON cannot (a model is then saved
+    without them; the unfitted validator is not saved).
     """
     names = ("estimator", "evaluator", "estimatorParamMaps")
-    if not all(model.isDefined(getattr(model, n)) for n in names):
-        return None
+    unset = [n for n in names if not model.isDefined(getattr(model, n))]
+    if unset:
+        return None, f"{', '.join(unset)} not set"
     est, eva = model.getEstimator(), model.getEvaluator()
-    if not all(callable(getattr(stage, "write", None)) for stage in (est, eva)):
-        return None
+    for name, stage in (("estimator", est), ("evaluator", eva)):
+        if not callable(getattr(stage, "write", None)):
+            return None, f"its {name} ({type(stage).__name__}) has no writer"
     stages = _stages_by_uid(est)
     maps = []
     for param_map in model.getEstimatorParamMaps():
         entries = []
         for param, value in param_map.items():
             if param.parent not in stages:
-                return None
+                return None, (
+                    f"a parameter map sets {param.name!r} of {param.parent}, which is not "
+                    "the estimator nor one of its Pipeline stages"
+                )
             entries.append({"parent": param.parent, "name": param.name, "value": value})
         maps.append(entries)
     try:
         text = json.dumps(maps, default=_json_value)
-    except (TypeError, ValueError):
-        return None
+    except (TypeError, ValueError) as exc:
+        return None, f"a parameter map holds a value JSON cannot ({exc})"
     return {
         "estimatorClass": f"{type(est).__module__}.{type(est).__qualname__}",
         "evaluatorClass": f"{type(eva).__module__}.{type(eva).__qualname__}",
         "estimatorParamMaps": json.loads(text),
-    }
+    }, ""
 
 
 def _load_setup(spark: Any, path: str) -> dict[str, Any]:
@@ -1464,25 +1507,38 @@ def _load_setup(spark: Any, path: str) -> dict[str, Any]:
     return {"estimator": est, "evaluator": eva, "estimatorParamMaps": maps}
 
 
+def _read_metadata(spark: Any, path: str, class_name: str) -> dict:
+    """The JSON metadata a :class:`_Writer` wrote, checked for its class and format version."""
+    name = class_name.rpartition(".")[2]
+    try:
+        rows = spark.read.text(f"{path}/metadata").collect()
+        metadata = json.loads(rows[0][0])
+    except Exception as exc:
+        raise ModelFormatError(
+            f"{path} is not a saved {name} (no readable "
+            f"metadata: {type(exc).__name__}: {str(exc).splitlines()[0]})"
+        ) from None
+    if metadata.get("class") != class_name:
+        raise ModelFormatError(f"{path} holds a {metadata.get('class')!r}, not a {name}.")
+    if metadata.get("formatVersion") != FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{path} has format version {metadata.get('formatVersion')}; this sparklift "
+            f"reads version {FORMAT_VERSION}."
+        )
+    return metadata
+
+
+def _restore(instance: Any, metadata: dict, setup: dict[str, Any]) -> None:
+    instance._resetUid(metadata["uid"])
+    instance._set(**metadata["params"])
+    instance._set(**setup)
+
+
 class _ModelReader(MLReader):
     def load(self, path: str) -> TimeSeriesCrossValidatorModel:
         import importlib
 
-        try:
-            rows = self.sparkSession.read.text(f"{path}/metadata").collect()
-            metadata = json.loads(rows[0][0])
-        except Exception as exc:
-            raise ModelFormatError(
-                f"{path} is not a saved TimeSeriesCrossValidatorModel (no readable "
-                f"metadata: {type(exc).__name__}: {str(exc).splitlines()[0]})"
-            ) from None
-        if metadata.get("class") != "sparklift.tuning.TimeSeriesCrossValidatorModel":
-            raise ModelFormatError(f"{path} holds a {metadata.get('class')!r}, not this model.")
-        if metadata.get("formatVersion") != FORMAT_VERSION:
-            raise ModelFormatError(
-                f"{path} has format version {metadata.get('formatVersion')}; this sparklift "
-                f"reads version {FORMAT_VERSION}."
-            )
+        metadata = _read_metadata(self.sparkSession, path, _MODEL_CLASS)
         module, _, name = metadata["bestModelClass"].rpartition(".")
         best_cls = getattr(importlib.import_module(module), name)
         best = best_cls.load(f"{path}/bestModel")
@@ -1493,7 +1549,13 @@ class _ModelReader(MLReader):
             foldMetrics=metadata["foldMetrics"],
             foldBoundaries=metadata["foldBoundaries"],
         )
-        model._resetUid(metadata["uid"])
-        model._set(**metadata["params"])
-        model._set(**_load_setup(self.sparkSession, path))
+        _restore(model, metadata, _load_setup(self.sparkSession, path))
         return model
+
+
+class _ValidatorReader(MLReader):
+    def load(self, path: str) -> TimeSeriesCrossValidator:
+        metadata = _read_metadata(self.sparkSession, path, _VALIDATOR_CLASS)
+        validator = TimeSeriesCrossValidator()
+        _restore(validator, metadata, _load_setup(self.sparkSession, path))
+        return validator
