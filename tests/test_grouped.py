@@ -205,6 +205,24 @@ def test_failed_group_does_not_fail_the_others_and_cogroup_matches(spark):
         grouped.predict(df, on_unknown="error")
     with pytest.raises(InvalidInputError, match="its fit failed"):
         grouped.get_model("c")
+    # NaN or an infinity the model refuses, in a row that has a model: named and
+    # counted, with the model's own words (before: only the model's message).
+    odd = pdf.copy()
+    # (pandas NaN would become a null in createDataFrame: infinities here)
+    odd.loc[odd.index[odd.store == "a"][[1, 4]], "x2"] = [np.inf, -np.inf]
+    odd.loc[odd.index[odd.store == "c"][0], "x0"] = np.inf  # no model: null, as before
+    with pytest.warns(UnknownGroupWarning):
+        scored = grouped.predict(spark.createDataFrame(odd).coalesce(1))
+    with (
+        pytest.raises(
+            InvalidInputError,
+            match=r"^LogisticRegression.predict refused NaN or infinite features, found in 2 rows "
+            r"of a batch: the first in column 'x2' = -?inf at row \d+ of a batch \(store='a'\)\. "
+            r"The model said: ValueError: Input X contains infinity",
+        ),
+        translate_errors(),
+    ):
+        scored.write.format("noop").mode("overwrite").save()  # (toPandas would warn)
 
 
 # pyspark warns when toPandas meets the (expected) task error mid-way.

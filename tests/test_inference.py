@@ -313,13 +313,37 @@ def test_wrong_array_length_and_failing_model(spark):
     with pytest.raises(InvalidInputError, match=r"'xs' must hold 4 values.*1 rows.* has 2"):
         run(predict(df, model, features_col="xs"))
 
-    inf = frame(spark, X).withColumn(
-        "x1", F.when(F.col("id") == 3, F.lit(float("nan"))).otherwise(F.col("x1"))
+    # NaN or an infinity the model refuses: the column, the count and an example
+    # (before: only the model's own message).
+    inf = (
+        frame(spark, X)
+        .withColumn("x1", F.when(F.col("id").isin(3, 5), float("nan")).otherwise(F.col("x1")))
+        .withColumn("x2", F.when(F.col("id") == 9, float("inf")).otherwise(F.col("x2")))
+        .coalesce(1)
     )
+    said = r"The model said: ValueError: Input X contains (NaN|infinity)"
     with pytest.raises(
-        InvalidInputError, match=r"LogisticRegression.predict failed on a batch.*NaN"
+        InvalidInputError,
+        match=r"^LogisticRegression.predict refused NaN or infinite features, found in 3 rows "
+        r"of one partition: the first in column 'x[12]' = (nan|inf) at row \d+ of a batch "
+        r"\(x0=.*\)\. " + said,
     ):
         run(predict(inf, model, input_cols=COLS))
+    as_array = inf.select("id", F.array(*COLS).alias("xs"))
+    with pytest.raises(
+        InvalidInputError,
+        match=r"found in 3 rows of one partition: the first in column 'xs' \(at index [12]\) "
+        r"= (nan|inf) at row \d+ of a batch \(xs=\[.*\]\)\. " + said,
+    ):
+        run(predict(as_array, model, features_col="xs"))
+    # A model that accepts NaN scores those rows (HistGradientBoosting).
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    hgb = HistGradientBoostingClassifier(max_iter=5).fit(X, y)
+    got = scored_pandas(predict(inf, hgb, input_cols=COLS))
+    Xi = got[COLS].to_numpy()
+    assert np.isnan(Xi).sum() == 2
+    np.testing.assert_array_equal(got["prediction"].to_numpy(), hgb.predict(Xi))
 
 
 @pytest.mark.smoke

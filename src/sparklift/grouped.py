@@ -73,6 +73,7 @@ from sparklift.inference import (
     _columns_matrix,
     _first_rows,
     _infer_kinds,
+    _non_finite_error,
     _numeric_check,
     _ScoreSpec,
     _spark_type,
@@ -660,6 +661,30 @@ def _with_model(batch: pa.RecordBatch, models: dict[Any, Any], group_col: str) -
     return np.array([*has, False])[codes]  # code -1 (a null key) picks the appended False
 
 
+def _scored(
+    model: Any,
+    method: str,
+    rows: Any,
+    X: np.ndarray,
+    where: tuple[int, int, np.ndarray],
+    batch: pa.RecordBatch,
+    score: Any,
+) -> np.ndarray | None:
+    """One group's ``method`` output for its ``rows`` of the batch (X[start:end] not masked)."""
+    if not len(rows):
+        return None
+    try:
+        return _call(model, method, rows, score)
+    except InvalidInputError as exc:
+        start, end, mask = where
+        scored = np.zeros(len(X), dtype=bool)
+        scored[start:end] = ~mask
+        better = _non_finite_error(X, scored, batch, score, method, exc)
+        if better is None:
+            raise
+        raise better from None
+
+
 def _score_groups(
     batches: Iterator[pa.RecordBatch], models: dict[Any, Any], spec: _GroupSpec
 ) -> Iterator[pa.RecordBatch]:
@@ -701,7 +726,7 @@ def _score_groups(
             if score.feature_names is not None:
                 rows = pd.DataFrame(rows, columns=list(score.feature_names), copy=False)
             for i, (method, kind) in enumerate(zip(score.methods, score.kinds, strict=True)):
-                out = _call(model, method, rows, score) if len(rows) else None
+                out = _scored(model, method, rows, X, (start, end, mask), batch, score)
                 _check_shape(out, kind, method, uniques[code], spec.group_col)
                 pieces[i].append(_arrow_output(out, kind, n, mask if mask.any() else None))
         columns = [pa.concat_arrays(p) for p in pieces]

@@ -296,6 +296,72 @@ def _array_matrix(
     return X, mask
 
 
+def _non_finite_rows(batch: pa.RecordBatch, spec: _ScoreSpec) -> np.ndarray:
+    """Per row of ``batch``: does a non-null feature hold NaN or an infinity?"""
+    if spec.input_cols is not None:
+        bad = np.zeros(batch.num_rows, dtype=bool)
+        for name in spec.input_cols:
+            bad |= _non_finite_values(batch.column(name))
+        return bad
+    assert spec.array_col is not None
+    arr = batch.column(spec.array_col)
+    parents = pc.list_parent_indices(arr).to_numpy(zero_copy_only=False)
+    bad = np.zeros(batch.num_rows, dtype=bool)
+    bad[parents[_non_finite_values(arr.flatten())]] = True
+    return bad
+
+
+def _non_finite_values(arr: pa.Array) -> np.ndarray:
+    if not (pa.types.is_floating(arr.type) or pa.types.is_decimal(arr.type)):
+        return np.zeros(len(arr), dtype=bool)  # integers and booleans are always finite
+    bad = ~np.isfinite(_to_float(arr))
+    if arr.null_count:  # nulls are on_null's business, not NaN
+        bad &= ~arr.is_null().to_numpy(zero_copy_only=False)
+    return bad
+
+
+def _non_finite_error(
+    X: np.ndarray,
+    scored: np.ndarray,
+    batch: pa.RecordBatch,
+    spec: _ScoreSpec,
+    method: str,
+    failure: InvalidInputError,
+    rest: Iterator[pa.RecordBatch] | None = None,
+) -> InvalidInputError | None:
+    """The model refused a batch: if NaN or an infinity was in it, an error naming where.
+
+    ``X`` is the batch's float matrix and ``scored`` the rows the model was
+    given. Models that accept NaN (HistGradientBoosting) never get here; for
+    the rest the model's own message ("Input X contains NaN") names neither
+    the column nor a row. ``rest`` (the partition's remaining batches) is
+    counted too when given. None when every value given was finite.
+    """
+    bad = ~np.isfinite(X) & scored[:, None]
+    columns = np.flatnonzero(bad.any(axis=0))
+    if not columns.size:
+        return None
+    j = int(columns[0])
+    first = int(np.flatnonzero(bad[:, j])[0])
+    count = int(np.count_nonzero(bad.any(axis=1)))
+    if rest is not None:
+        count += _count_rest(rest, lambda b: int(np.count_nonzero(_non_finite_rows(b, spec))))
+    if spec.input_cols is not None:
+        column = f"column '{spec.input_cols[j]}'"
+    else:
+        column = f"column '{spec.feature_label}' (at index {j})"
+    cause = failure.__context__  # the model's own exception (raised "from None")
+    said = f"{type(cause).__name__}: {str(cause).splitlines()[0]}" if cause else str(failure)
+    return InvalidInputError(
+        f"{spec.model_name}.{method} refused NaN or infinite features, found in "
+        f"{count_of(count, 'row')} of {'one partition' if rest is not None else 'a batch'}: "
+        f"the first in {column} = {X[first, j]} at {_example(batch, first, spec)}. "
+        f"The model said: {said} Drop or replace them first (df.na.drop and df.na.fill "
+        f"treat NaN as missing; infinities need a filter), or use a model that accepts NaN "
+        f"(such as HistGradientBoosting)."
+    )
+
+
 def _call(model: Any, method: str, X: Any, spec: _ScoreSpec) -> np.ndarray:
     try:
         out = getattr(model, method)(X)
@@ -384,7 +450,14 @@ def _score_batches(
                 # Fitted with feature names, scored with a matrix of the same columns.
                 warnings.filterwarnings("ignore", message="X does not have valid feature names")
                 for method in spec.methods:
-                    out = _call(model, method, Xin, spec)
+                    try:
+                        out = _call(model, method, Xin, spec)
+                    except InvalidInputError as exc:
+                        scored = np.ones(n, dtype=bool) if mask is None else ~mask
+                        better = _non_finite_error(X, scored, batch, spec, method, exc, batches)
+                        if better is None:
+                            raise
+                        raise better from None
                     if len(out) != len(Xm):
                         raise InvalidInputError(
                             f"{spec.model_name}.{method} returned {len(out)} rows for "
@@ -667,7 +740,8 @@ def predict(
         an example row; ``"null"`` gives them a null output, counts them first
         (one extra Spark job) and reports the count in a
         :class:`NullFeaturesWarning`. NaN is not null: it is passed to the
-        model, which decides.
+        model, which decides; if the model refuses it, the error names the
+        column, the count and an example row.
 
     Returns
     -------
