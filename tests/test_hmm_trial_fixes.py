@@ -209,3 +209,128 @@ def test_full_covariance_breakdown_mid_fit_is_a_clear_error_where_hmmlearn_fails
     # The advice works: a positive-definite prior keeps every covariance usable.
     model = est.copy().setParams(covars_prior=(0.01 * np.eye(nf)).tolist()).fit(df)
     assert all(np.all(np.linalg.eigvalsh(c) > 0) for c in model.covars_)
+
+
+# --------------------------------------------- second trial (2026-12-02): porting hmmlearn code
+
+
+def _two_regimes(seed: int = 0) -> tuple[np.ndarray, list[int]]:
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([rng.normal(0, 1, (90, 1)), rng.normal(4, 1, (90, 1))])
+    return X, [60, 60, 60]
+
+
+def test_hand_set_attributes_are_refused_with_the_way_that_works(spark):
+    """hmmlearn users assign startprob_, means_... Here they were silently ignored."""
+    from sparklift.hmm import GaussianHMMModel
+
+    est = GaussianHMM(n_components=2)
+    with pytest.raises(
+        AttributeError,
+        match=r"does not read hand-set attributes such as "
+        r"transmat_: set them on an hmmlearn\.hmm\.GaussianHMM and pass it as "
+        r"init_model=",
+    ):
+        est.transmat_ = np.eye(2)
+    assert "transmat_" not in vars(est)
+    X, _ = _two_regimes()
+    model = GaussianHMMModel.from_hmmlearn(hmm.GaussianHMM(2, n_iter=2, random_state=0).fit(X))
+    before = model.means_.copy()
+    for name in ("means_", "transmat_"):  # a family attribute and a property alike
+        with pytest.raises(AttributeError, match=rf"GaussianHMMModel\.{name} is read-only"):
+            setattr(model, name, np.zeros_like(getattr(model, name)))
+    np.testing.assert_array_equal(model.means_, before)
+    est.setNIter(3)  # Params and private attributes are untouched
+    assert est.getNIter() == 3
+
+
+@pytest.mark.parametrize(
+    ("init_params", "attributes"),
+    [
+        ("stc", {"means_": np.array([[0.0], [4.0]])}),
+        (
+            "mc",
+            {"startprob_": np.array([0.5, 0.5]), "transmat_": np.array([[0.9, 0.1], [0.1, 0.9]])},
+        ),
+    ],
+)
+def test_init_model_with_some_attributes_set_fits_as_hmmlearn(spark, init_params, attributes):
+    """hmmlearn initialises what init_params names or what is missing; the rest is kept."""
+    X, lengths = _two_regimes()
+
+    def prepared() -> hmm.GaussianHMM:
+        obj = hmm.GaussianHMM(2, init_params=init_params, n_iter=4, random_state=1)
+        for name, value in attributes.items():
+            setattr(obj, name, value.copy())
+        return obj
+
+    ref = prepared().fit(X, lengths)
+    est = GaussianHMM(n_components=2, init_params=init_params, n_iter=4, random_state=1)
+    got = est.setInitModel(prepared()).fit(sequences_from_arrays(spark, X, lengths))
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-9, atol=1e-12)
+
+
+def test_to_hmmlearn_keeps_priors_and_seed_and_never_exports_hmmlearns_scaling(spark):
+    """sparklift's "scaling" gives hmmlearn's "log" results; hmmlearn's own can underflow."""
+    X, lengths = _two_regimes()
+    df = sequences_from_arrays(spark, X, lengths)
+    model = GaussianHMM(
+        n_components=2, n_iter=3, startprob_prior=3.0, transmat_prior=2.0, random_state=0
+    ).fit(df)
+    assert model.getImplementation() == "scaling"
+    exported = model.to_hmmlearn()
+    assert exported.implementation == "log"
+    assert (exported.startprob_prior, exported.transmat_prior) == (3.0, 2.0)
+    assert exported.random_state == 0
+    np.testing.assert_allclose(exported.score(X, lengths), model.score(df), rtol=1e-9)
+    assert model.to_hmmlearn(implementation="scaling").implementation == "scaling"
+
+
+def test_arrays_instead_of_a_dataframe_say_how_to_convert(spark):
+    X, lengths = _two_regimes()
+    est = GaussianHMM(n_components=2)
+    hint = r"got numpy\.ndarray\. hmmlearn's \(X, lengths\) become one with sequences_from_arrays"
+    for call in (lambda: est.fit(X, lengths), lambda: est.fit(X)):
+        with pytest.raises(InvalidInputError, match=hint):
+            call()
+    model = est.setNIter(1).fit(sequences_from_arrays(spark, X, lengths))
+    with pytest.raises(InvalidInputError, match=hint):
+        model.score(X)
+
+
+def test_estimators_and_models_pickle(spark):
+    """joblib and MLflow pickle models: the Param converters were closures before."""
+    import pickle
+
+    X, lengths = _two_regimes()
+    df = sequences_from_arrays(spark, X, lengths)
+    est = pickle.loads(pickle.dumps(GaussianHMM(n_components=2, n_iter=3, random_state=0)))
+    assert (est.getNIter(), est.getRandomState()) == (3, 0)
+    with pytest.raises(ValueError, match="n_iter must be an integer >= 1"):
+        est.setNIter(0)  # converters still check after the round trip
+    model = est.fit(df)
+    again = pickle.loads(pickle.dumps(model))
+    assert again.uid == model.uid
+    np.testing.assert_array_equal(again.means_, model.means_)
+    assert again.score(df) == model.score(df)
+
+
+def test_sequences_from_events_refuses_string_and_nan_orders(spark):
+    """A string order sorts as text ('10' before '9'); NaN sorts after every number."""
+    from sparklift.errors import InvalidColumnTypeError
+
+    rows = [("a", "9", 0), ("a", "10", 1), ("a", "100", 2)]
+    events = spark.createDataFrame(rows, "id string, ts string, v int")
+    with pytest.raises(
+        InvalidColumnTypeError, match=r"Order column 'ts' is a string.*cast\('long'\)"
+    ):
+        sequences_from_events(events, "id", "ts", "v")
+    from pyspark.sql import functions as F
+
+    numeric = events.withColumn("ts", F.col("ts").cast("long"))
+    got = sequences_from_events(numeric, "id", "ts", "v").collect()
+    assert [list(r.sequence) for r in got] == [[0, 1, 2]]  # 9, 10, 100
+    nan = numeric.withColumn("ts", F.when(F.col("v") == 1, float("nan")).otherwise(F.col("ts")))
+    with pytest.raises(InvalidInputError, match=r"Column 'ts' is null or NaN in 1 event row\b"):
+        sequences_from_events(nan, "id", "ts", "v")

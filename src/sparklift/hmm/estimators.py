@@ -22,6 +22,7 @@ NPZ written by the driver, on Spark Classic and Connect alike.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import re
 import warnings
@@ -41,6 +42,7 @@ from sparklift.hmm import core, em, emissions, persistence
 from sparklift.hmm.sequences import (
     column_layout,
     flat_frames,
+    require_dataframe,
     sample_frames,
     validate_sequences,
 )
@@ -80,18 +82,28 @@ def _to_prior(value: Any) -> float | list:
     return arr.tolist()
 
 
+def _prior_value(value: Any) -> Any:
+    """A prior as hmmlearn takes it: a number, or an array (stored as a list here)."""
+    return np.asarray(value, dtype=float) if isinstance(value, list) else value
+
+
 def _to_optional_prior(value: Any) -> float | list | None:
     return None if value is None else _to_prior(value)
 
 
-def _int_at_least(minimum: int, name: str):
-    def convert(value: Any) -> int:
-        out = TypeConverters.toInt(value)
-        if out < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-        return out
+# Param converters are module-level functions bound with functools.partial (not
+# closures), so that estimators and models pickle (joblib, MLflow).
 
-    return convert
+
+def _int_at_least(minimum: int, name: str) -> Any:
+    return functools.partial(_convert_int_at_least, minimum, name)
+
+
+def _convert_int_at_least(minimum: int, name: str, value: Any) -> int:
+    out = TypeConverters.toInt(value)
+    if out < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return out
 
 
 def _to_seed(value: Any) -> int:
@@ -103,47 +115,51 @@ def _to_seed(value: Any) -> int:
     return TypeConverters.toInt(value)
 
 
-def _float_at_least(minimum: float, name: str):
-    def convert(value: Any) -> float:
-        out = TypeConverters.toFloat(value)
-        if not out >= minimum:
-            raise ValueError(f"{name} must be a number >= {minimum}; got {value!r}")
-        return out
-
-    return convert
+def _float_at_least(minimum: float, name: str) -> Any:
+    return functools.partial(_convert_float_at_least, minimum, name)
 
 
-def _float_not_nan(name: str):
+def _convert_float_at_least(minimum: float, name: str, value: Any) -> float:
+    out = TypeConverters.toFloat(value)
+    if not out >= minimum:
+        raise ValueError(f"{name} must be a number >= {minimum}; got {value!r}")
+    return out
+
+
+def _float_not_nan(name: str) -> Any:
     # hmmlearn accepts any tol; a negative one (e.g. -inf) forces n_iter iterations.
-    def convert(value: Any) -> float:
-        out = TypeConverters.toFloat(value)
-        if np.isnan(out):
-            raise ValueError(f"{name} must be a number (not NaN); got {value!r}")
-        return out
-
-    return convert
+    return functools.partial(_convert_float_not_nan, name)
 
 
-def _choice(name: str, choices: tuple[str, ...]):
-    def convert(value: Any) -> str:
-        out = TypeConverters.toString(value)
-        if out not in choices:
-            raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}")
-        return out
-
-    return convert
+def _convert_float_not_nan(name: str, value: Any) -> float:
+    out = TypeConverters.toFloat(value)
+    if np.isnan(out):
+        raise ValueError(f"{name} must be a number (not NaN); got {value!r}")
+    return out
 
 
-def _letters(name: str):
-    def convert(value: Any) -> str:
-        out = TypeConverters.toString(value)
-        if not re.fullmatch(r"[a-z]*", out):
-            raise ValueError(
-                f"{name} must be a string of parameter letters such as 'ste'; got {value!r}"
-            )
-        return out
+def _choice(name: str, choices: tuple[str, ...]) -> Any:
+    return functools.partial(_convert_choice, name, choices)
 
-    return convert
+
+def _convert_choice(name: str, choices: tuple[str, ...], value: Any) -> str:
+    out = TypeConverters.toString(value)
+    if out not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}")
+    return out
+
+
+def _letters(name: str) -> Any:
+    return functools.partial(_convert_letters, name)
+
+
+def _convert_letters(name: str, value: Any) -> str:
+    out = TypeConverters.toString(value)
+    if not re.fullmatch(r"[a-z]*", out):
+        raise ValueError(
+            f"{name} must be a string of parameter letters such as 'ste'; got {value!r}"
+        )
+    return out
 
 
 def _to_model(value: Any) -> Any:
@@ -452,8 +468,9 @@ def _init_model_params(
     else:
         from sparklift.hmm import interop
 
-        name, _hyper, params, _n_components = interop.from_hmmlearn(init_model)
-        n_features = getattr(init_model, "n_features", None)
+        # As hmmlearn: what is set is kept (unless init_params names it), the rest initialised.
+        name, hyper, params, _n_components = interop.from_hmmlearn(init_model, partial=True)
+        n_features = hyper["n_features"]
     if name != family_name:
         raise InvalidInputError(
             f"init_model is a {name} HMM but this estimator fits a {family_name} HMM."
@@ -565,12 +582,12 @@ def _init_model_hyper(init_model: Any) -> dict[str, Any]:
         return dict(init_model._hyper)
     from sparklift.hmm import interop
 
-    _name, hyper, _params, _n = interop.from_hmmlearn(init_model)
+    _name, hyper, _params, _n = interop.from_hmmlearn(init_model, partial=True)
     return {k: v for k, v in hyper.items() if k != "n_features"}
 
 
 def _hyper_from_json(hyper: dict[str, Any]) -> dict[str, Any]:
-    return {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in hyper.items()}
+    return {k: _prior_value(v) for k, v in hyper.items()}
 
 
 def _known_params(stage: Params, params: dict[str, Any], path: str) -> dict[str, Any]:
@@ -626,6 +643,11 @@ def _digest_arrays(params: dict[str, np.ndarray] | None) -> str | None:
     return h.hexdigest()
 
 
+def _is_fitted_attribute(name: str) -> bool:
+    """hmmlearn's fitted-attribute names: ``startprob_``, ``means_``, ``monitor_``..."""
+    return name.endswith("_") and not name.startswith("_")
+
+
 class _HMMEstimator(Estimator, _HMMParams, _Persistable):
     """Base of the HMM estimators: binds an emission family and a Model class."""
 
@@ -653,6 +675,16 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
         return self._set(**kwargs)
 
     # -- fitting ---------------------------------------------------------------------
+
+    def fit(self, dataset: Any, params: Any = None) -> Any:
+        """Fit on ``dataset`` (one sequence per row), as pyspark.ml's ``Estimator.fit``.
+
+        ``params``, as in pyspark.ml, is an optional param map (or a list of
+        them, giving one model each); hmmlearn's ``lengths`` have no place
+        here: see :func:`sparklift.hmm.sequences.sequences_from_arrays`.
+        """
+        require_dataframe(dataset, self.getOrDefault("sequence_col"))
+        return super().fit(dataset, params)
 
     def _fit(self, dataset: Any) -> _HMMModel:
         name = self._family_name
@@ -950,6 +982,19 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
             raise ModelFormatError(f"Estimator directory {path} is damaged: {exc!r}") from None
         return est
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # hmmlearn users set startprob_, means_... before fit; here they would be
+        # ignored silently, so they are refused with the way that works.
+        if _is_fitted_attribute(name):
+            cls = type(self).__name__
+            raise AttributeError(
+                f"{cls} does not read hand-set attributes such as {name}: set them on an "
+                f"hmmlearn.hmm.{cls} and pass it as init_model=..., with init_params naming "
+                f"only the letters to initialise (init_params='' keeps all of them); or, to "
+                f"score with fixed parameters, use {cls}Model.from_hmmlearn(that_object)."
+            )
+        super().__setattr__(name, value)
+
 
 # --------------------------------------------------------------------------- models
 
@@ -1046,6 +1091,17 @@ class _HMMModel(Model, _HMMParams, _Persistable):
         """hmmlearn's ConvergenceMonitor of the fit (``history`` holds every iteration)."""
         self._check_fitted()
         return self._monitor
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Scoring, export and save read the fitted arrays, not attributes: an
+        # assigned means_ would show but be ignored, so it is refused.
+        if _is_fitted_attribute(name):
+            cls = type(self).__name__
+            raise AttributeError(
+                f"{cls}.{name} is read-only: change it on model.to_hmmlearn() and bring that "
+                f"back with {cls}.from_hmmlearn(...)."
+            )
+        super().__setattr__(name, value)
 
     def __getattr__(self, name: str) -> Any:
         # Family attributes (emissionprob_, means_, covars_, lambdas_, weights_).
@@ -1234,7 +1290,10 @@ class _HMMModel(Model, _HMMParams, _Persistable):
         """An hmmlearn model with the same parameters and settings (needs hmmlearn).
 
         Its ``init_params`` is ``""`` so that a later hmmlearn ``fit`` starts
-        from these parameters; keyword arguments override any setting. A
+        from these parameters; keyword arguments override any setting. Its
+        ``implementation`` is ``"log"`` whichever sparklift used: sparklift's
+        ``"scaling"`` gives hmmlearn's ``"log"`` results and never underflows,
+        where hmmlearn's own ``"scaling"`` can fail on long sequences. A
         ``MultinomialHMM`` fitted without one common count total has
         ``n_trials=None``, which hmmlearn refuses to score with: pass
         ``n_trials=`` (hmmlearn's own fit stores the training frames' totals
@@ -1246,10 +1305,15 @@ class _HMMModel(Model, _HMMParams, _Persistable):
         get = self.getOrDefault
         settings = {
             "algorithm": get("algorithm"),
-            "implementation": get("implementation"),
+            "implementation": "log",
             "n_iter": get("n_iter"),
             "tol": get("tol"),
+            "startprob_prior": _prior_value(get("startprob_prior")),
+            "transmat_prior": _prior_value(get("transmat_prior")),
+            "verbose": get("verbose"),
         }
+        if self.isSet("random_state"):
+            settings["random_state"] = get("random_state")
         settings.update(kwargs)
         # interop.to_hmmlearn's third positional argument is named ``params``,
         # so hmmlearn's ``params`` setting is assigned on the result instead.

@@ -55,13 +55,17 @@ def _plain(v: Any) -> Any:
     return v.tolist() if isinstance(v, np.ndarray) else v
 
 
-def from_hmmlearn(obj: Any) -> tuple[str, dict[str, Any], Params, int]:
+def from_hmmlearn(obj: Any, *, partial: bool = False) -> tuple[str, dict[str, Any], Params, int]:
     """Family, hyperparameters and parameters of a fitted hmmlearn model.
 
     Parameters
     ----------
     obj : hmmlearn.hmm.CategoricalHMM, GaussianHMM, PoissonHMM, MultinomialHMM or GMMHMM
         With its parameters set (fitted, or assigned by hand).
+    partial : bool, default False
+        Take only the parameters that are set (an ``init_model`` prepared as
+        hmmlearn allows: some attributes assigned, the rest initialised by
+        ``fit``). ``n_features`` is then None when no emission parameter says.
 
     Returns
     -------
@@ -77,7 +81,7 @@ def from_hmmlearn(obj: Any) -> tuple[str, dict[str, Any], Params, int]:
     TypeError
         For a class sparklift does not mirror (e.g. the variational models).
     NotFittedError
-        If the model has no parameters yet.
+        If the model has no parameters yet (unless ``partial``).
     """
     hmm = _hmmlearn()
     name = None
@@ -89,7 +93,7 @@ def from_hmmlearn(obj: Any) -> tuple[str, dict[str, Any], Params, int]:
             f"cannot convert {type(obj).__name__}: expected one of hmmlearn.hmm."
             + ", hmmlearn.hmm.".join(HMMLEARN_CLASSES.values())
         )
-    if not hasattr(obj, "startprob_") or not hasattr(obj, "transmat_"):
+    if not partial and (not hasattr(obj, "startprob_") or not hasattr(obj, "transmat_")):
         raise NotFittedError(
             f"This {type(obj).__name__} has no startprob_/transmat_ yet; fit it or set its parameters first."
         )
@@ -103,30 +107,48 @@ def from_hmmlearn(obj: Any) -> tuple[str, dict[str, Any], Params, int]:
         # after fit hmmlearn may hold one count per training frame; keep it only if single
         trials = np.unique(np.atleast_1d(hyper["n_trials"]))
         hyper["n_trials"] = int(trials[0]) if trials.size == 1 else None
-    params: Params = {
-        "startprob": np.array(obj.startprob_, dtype=np.float64),
-        "transmat": np.array(obj.transmat_, dtype=np.float64),
+
+    def attr(key: str, private: bool = False) -> np.ndarray | None:
+        # hmmlearn keeps a Gaussian's covariances in _covars_ (covars_ is a view of them)
+        value = getattr(obj, f"_{key}_" if private else f"{key}_", None)
+        if value is None and not partial:
+            raise NotFittedError(f"This {type(obj).__name__} has no {key}_ yet.")
+        return None if value is None else np.array(value, dtype=np.float64)
+
+    found: dict[str, np.ndarray | None] = {
+        "startprob": attr("startprob"),
+        "transmat": attr("transmat"),
     }
+    feature_axis = 1
     if name in ("categorical", "multinomial"):
-        params["emissionprob"] = np.atleast_2d(np.array(obj.emissionprob_, dtype=np.float64))
-        n_features = params["emissionprob"].shape[1]
+        found["emissionprob"] = attr("emissionprob")
     elif name == "poisson":
-        params["lambdas"] = np.atleast_2d(np.array(obj.lambdas_, dtype=np.float64))
-        n_features = params["lambdas"].shape[1]
+        found["lambdas"] = attr("lambdas")
     elif name == "gaussian":
-        params["means"] = np.array(obj.means_, dtype=np.float64)
-        cv = np.array(obj._covars_, dtype=np.float64)
-        if obj.covariance_type == "spherical" and cv.ndim == 2:
+        found["means"] = attr("means")
+        cv = attr("covars", private=True)
+        if cv is not None and obj.covariance_type == "spherical" and cv.ndim == 2:
             cv = cv.mean(axis=1)  # hmmlearn keeps spherical variances tiled to (K, F)
-        params["covars"] = cv
-        n_features = params["means"].shape[1]
+        found["covars"] = cv
     else:
-        params["weights"] = np.array(obj.weights_, dtype=np.float64)
-        params["means"] = np.array(obj.means_, dtype=np.float64)
-        params["covars"] = np.array(obj.covars_, dtype=np.float64)
-        n_features = params["means"].shape[2]
-    hyper["n_features"] = int(n_features)
-    n_components = int(params["startprob"].shape[0])
+        found["weights"] = attr("weights")
+        found["means"] = attr("means")
+        found["covars"] = attr("covars")
+        feature_axis = 2
+    params: Params = {k: v for k, v in found.items() if v is not None}
+    for key in ("emissionprob", "lambdas"):
+        if key in params:
+            params[key] = np.atleast_2d(params[key])
+    emission = params.get("emissionprob", params.get("lambdas", params.get("means")))
+    if emission is not None:
+        hyper["n_features"] = int(emission.shape[feature_axis])
+    else:
+        declared = getattr(obj, "n_features", None)
+        hyper["n_features"] = None if declared is None else int(declared)
+    if "startprob" in params:
+        n_components = int(params["startprob"].shape[0])
+    else:
+        n_components = int(obj.n_components)
     return name, hyper, params, n_components
 
 

@@ -68,7 +68,7 @@ import numpy as np
 import pyarrow as pa
 
 from sparklift import _spark
-from sparklift.errors import InvalidColumnTypeError, InvalidInputError
+from sparklift.errors import InvalidColumnTypeError, InvalidInputError, count_of
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -231,6 +231,18 @@ def _raise_problems(
     )
 
 
+def require_dataframe(dataset: Any, col: str) -> None:
+    """Refuse hmmlearn's ``(X, lengths)`` arrays (or a pandas frame) with the way to convert."""
+    if hasattr(dataset, "schema") and callable(getattr(dataset, "select", None)):
+        return
+    raise InvalidInputError(
+        f"expected a Spark DataFrame with one sequence per row in column '{col}'; got "
+        f"{type(dataset).__module__}.{type(dataset).__name__}. hmmlearn's (X, lengths) "
+        "become one with sequences_from_arrays(spark, X, lengths) (from "
+        "sparklift.hmm.sequences); an event table with sequences_from_events."
+    )
+
+
 def validate_sequences(
     df: DataFrame,
     col: str,
@@ -304,6 +316,7 @@ def validate_sequences(
     """
     from pyspark.sql import functions as F
 
+    require_dataframe(df, col)
     nested, integral = column_layout(df, col, kind)
     if integer and not integral:
         raise InvalidColumnTypeError(
@@ -758,6 +771,7 @@ def sequences_from_events(
         and an example.
     """
     from pyspark.sql import functions as F
+    from pyspark.sql.types import CharType, DoubleType, FloatType, StringType, VarcharType
 
     single = isinstance(value_cols, str)
     values = [value_cols] if isinstance(value_cols, str) else list(value_cols)
@@ -778,17 +792,27 @@ def sequences_from_events(
             f"output_col '{output_col}' is also an id column; the result keeps the ids, so "
             "give the sequence column another name"
         )
-    checks = [(name, _spark.col(name).isNull()) for name in (*ids, order_col, *values)]
+    order_type = df.schema[order_col].dataType
+    if isinstance(order_type, (StringType, VarcharType, CharType)):
+        raise InvalidColumnTypeError(
+            f"Order column '{order_col}' is a string, which sorts as text ('10' before '9', "
+            "dates in any format but ISO 8601 out of order); cast it to what it holds first: "
+            f"F.col('{order_col}').cast('long') for numbers, F.to_timestamp('{order_col}', "
+            "format) for times."
+        )
+    checks = [(name, _spark.col(name).isNull(), "null") for name in (*ids, order_col, *values)]
+    if isinstance(order_type, (FloatType, DoubleType)):  # NaN would sort after every number
+        order = _spark.col(order_col)
+        checks[len(ids)] = (order_col, order.isNull() | F.isnan(order), "null or NaN")
     counts = df.agg(
-        *[F.count_if(cond).alias(f"n{i}") for i, (_, cond) in enumerate(checks)]
+        *[F.count_if(cond).alias(f"n{i}") for i, (_, cond, _) in enumerate(checks)]
     ).collect()[0]
-    for i, (name, cond) in enumerate(checks):
+    for i, (name, cond, what) in enumerate(checks):
         if counts[i]:
             example = _spark.example_row(df, cond, None)
             raise InvalidInputError(
-                f"Column '{name}' is null in {counts[i]} event row"
-                f"{'s' if counts[i] != 1 else ''}; every event needs an id, an order "
-                f"and values. {example}"
+                f"Column '{name}' is {what} in {count_of(counts[i], 'event row')}; every "
+                f"event needs an id, an order and values. {example}"
             )
     if single:
         frame = _spark.col(values[0])
