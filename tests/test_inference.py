@@ -63,6 +63,17 @@ def run(df) -> None:
         df.write.format("noop").mode("overwrite").save()
 
 
+class FailsOnNaN:
+    """Imputes NaN itself, then a later step fails for a reason of its own."""
+
+    n_features_in_ = N_FEATURES
+
+    def predict(self, X):
+        if np.isnan(X).any():
+            raise ValueError("step two failed\nsecond line")
+        return np.zeros(len(X))
+
+
 class ThresholdModel:
     """A model that is not scikit-learn: only ``predict``, string labels."""
 
@@ -336,6 +347,13 @@ def test_wrong_array_length_and_failing_model(spark):
         r"= (nan|inf) at row \d+ of a batch \(xs=\[.*\]\)\. " + said,
     ):
         run(predict(as_array, model, features_col="xs"))
+    # A model whose failure is not about NaN keeps its own error, every line of it.
+    with pytest.raises(
+        InvalidInputError,
+        match=r"^FailsOnNaN.predict failed on a batch of \d+ rows: ValueError: step two "
+        r"failed\nsecond line$",
+    ):
+        run(predict(inf, FailsOnNaN(), input_cols=COLS))
     # A model that accepts NaN scores those rows (HistGradientBoosting).
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -344,6 +362,49 @@ def test_wrong_array_length_and_failing_model(spark):
     Xi = got[COLS].to_numpy()
     assert np.isnan(Xi).sum() == 2
     np.testing.assert_array_equal(got["prediction"].to_numpy(), hgb.predict(Xi))
+
+
+def test_nan_error_counts_rows_the_model_gets_across_batches():
+    """Batches of one partition, on the worker (no Spark): rows a null masks are not
+    counted, and "the first" is the first row, whichever its column."""
+    import pyarrow as pa
+
+    from sparklift import inference
+
+    X, y = make_data(3, n=30)
+    model = LogisticRegression().fit(X[:, :2], y)
+    inference._MODEL_CACHE["nan-test"] = model
+    spec = inference._ScoreSpec(
+        model_name="LogisticRegression",
+        input_cols=("x1", "x2"),
+        array_col=None,
+        feature_label="",
+        n_features=2,
+        feature_names=None,
+        methods=("predict",),
+        kinds=("long",),
+        as_struct=False,
+        on_null="null",
+        drop_cols=(),
+        output_col="prediction",
+        example_cols=("id",),
+    )
+    nan, inf = float("nan"), float("inf")
+
+    def batch(ids, x1, x2):
+        arrays = [pa.array(ids), pa.array(x1, pa.float64()), pa.array(x2, pa.float64())]
+        return pa.RecordBatch.from_arrays(arrays, names=["id", "x1", "x2"])
+
+    batches = [
+        batch([0, 1, 2], [0.0, nan, 1.0], [inf, 0.0, None]),  # row 2: x2 null, masked
+        batch([3, 4, 5], [nan, nan, 2.0], [None, 1.0, -inf]),  # row 3 masked: 2 counted
+    ]
+    with pytest.raises(
+        InvalidInputError,
+        match=r"found in 4 rows of one partition: the first in column 'x2' = inf at row 0 "
+        r"of a batch \(id=0\)\. The model said: ValueError: Input X contains ",
+    ):
+        list(inference._score_batches(iter(batches), payload=b"", key="nan-test", spec=spec))
 
 
 @pytest.mark.smoke

@@ -695,7 +695,7 @@ def test_model_saves_and_loads(spark, tmp_path, time_col):
         TimeSeriesCrossValidatorModel.load(str(tmp_path / "nothing-here"))
 
 
-def test_unfitted_validator_saves_and_loads_alone_and_in_a_pipeline(spark, tmp_path, spark_mode):
+def test_unfitted_validator_saves_and_loads_alone_and_in_a_pipeline(spark, tmp_path):
     """As CrossValidator: Params, estimator, evaluator and maps come back, and fit the same."""
     from pyspark.ml import Pipeline
     from pyspark.ml.evaluation import RegressionEvaluator
@@ -727,7 +727,9 @@ def test_unfitted_validator_saves_and_loads_alone_and_in_a_pipeline(spark, tmp_p
     assert loaded.uid == cv.uid
     for name in ("timeCol", "horizon", "gap", "windowType", "trainWindow", "parallelism"):
         assert loaded.getOrDefault(name) == cv.getOrDefault(name), name
-    assert loaded.getCutoffs() == ["2024-01-06", "2024-01-08"]  # dates as ISO text
+    assert loaded.getCutoffs() == cv.getCutoffs()  # a date stays a date, a string a string
+    assert [type(c) for c in loaded.getCutoffs()] == [dt.date, str]
+    assert not loaded.isSet("numFolds")  # defaults stay defaults
     assert loaded.getEvaluator().getMetricName() == "mae"
     inner = loaded.getEstimator().getStages()
     assert [type(st) for st in inner] == [type(assemble), type(lr)]
@@ -746,13 +748,69 @@ def test_unfitted_validator_saves_and_loads_alone_and_in_a_pipeline(spark, tmp_p
     ):
         TimeSeriesCrossValidator(timeCol="day").save(bare)
     assert not os.path.exists(bare)
+    # A Pipeline stage without a writer is found before anything is written.
+    from pyspark.ml import Transformer
 
-    if spark_mode == "connect":
-        return  # pyspark's Pipeline persistence of Python stages needs a SparkContext
+    class Unwritable(Transformer):
+        def _transform(self, dataset):
+            return dataset
+
+    odd = cv.copy().setEstimator(Pipeline(stages=[Unwritable(), assemble, lr]))
+    with pytest.raises(
+        InvalidInputError,
+        match=r"its Pipeline stage Unwritable_\w+ "
+        r"\(Unwritable\) has no writer",
+    ):
+        odd.save(bare)
+    assert not os.path.exists(bare)
+
     Pipeline(stages=[cv]).save(str(tmp_path / "pipeline"))  # the validator unfitted inside
     stage = Pipeline.load(str(tmp_path / "pipeline")).getStages()[0]
     assert isinstance(stage, TimeSeriesCrossValidator)
     assert stage.getGap() == 1
+
+
+@pytest.mark.parametrize("kind", ["decimal", "naive datetime", "aware datetime"])
+def test_saved_validator_cuts_where_the_original_does(spark, tmp_path, kind):
+    """Cut-offs load back as the values they were: Decimals, naive datetimes read
+    in Python's zone as F.lit reads them (the session zone differs here)."""
+    from decimal import Decimal
+
+    from pyspark.ml import Pipeline
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.sql import functions as F
+
+    df = _panel(spark, n_days=12, per_day=2).drop("features")
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    if kind == "decimal":
+        df = df.withColumn("t", (F.datediff("day", F.lit(DAY0)) / 4).cast("decimal(10,2)"))
+        cutoffs = [Decimal("1.25"), Decimal("2.00")]
+    else:
+        hours = F.datediff("day", F.lit(DAY0)) * 3600
+        df = df.withColumn("t", F.timestamp_seconds(F.lit(int(start.timestamp())) + hours))
+        naive = kind == "naive datetime"
+        at = [start + dt.timedelta(hours=h) for h in (5, 8)]  # after hour 5 and hour 8
+        cutoffs = [c.replace(tzinfo=None) for c in at] if naive else at
+    lr, grid = _lr_grid()
+    cv = TimeSeriesCrossValidator(
+        estimator=Pipeline(
+            stages=[VectorAssembler(inputCols=["x1", "x2"], outputCol="features"), lr]
+        ),
+        estimatorParamMaps=grid,
+        evaluator=RegressionEvaluator(),
+        timeCol="t",
+        cutoffs=cutoffs,
+        horizon=2,
+    )
+    path = str(tmp_path / "cv")
+    with _session_time_zone(spark, "Asia/Kolkata"), _driver_time_zone("UTC"):
+        cv.save(path)
+        loaded = TimeSeriesCrossValidator.load(path)
+        assert loaded.getCutoffs() == cutoffs
+        want, got = cv.fit(df), loaded.fit(df)
+    assert got.foldBoundaries == want.foldBoundaries
+    assert got.foldMetrics == want.foldMetrics
 
 
 def test_a_failing_fit_stops_the_search_with_its_error(spark):

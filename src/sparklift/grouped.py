@@ -33,7 +33,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -662,27 +662,38 @@ def _with_model(batch: pa.RecordBatch, models: dict[Any, Any], group_col: str) -
 
 
 def _scored(
-    model: Any,
-    method: str,
-    rows: Any,
-    X: np.ndarray,
-    where: tuple[int, int, np.ndarray],
-    batch: pa.RecordBatch,
-    score: Any,
+    model: Any, method: str, rows: Any, score: Any, explain: Callable[..., Any]
 ) -> np.ndarray | None:
-    """One group's ``method`` output for its ``rows`` of the batch (X[start:end] not masked)."""
+    """One group's ``method`` output for its ``rows``; ``explain`` words a NaN refusal."""
     if not len(rows):
         return None
     try:
         return _call(model, method, rows, score)
     except InvalidInputError as exc:
-        start, end, mask = where
-        scored = np.zeros(len(X), dtype=bool)
-        scored[start:end] = ~mask
-        better = _non_finite_error(X, scored, batch, score, method, exc)
+        better = explain(exc, method)
         if better is None:
             raise
         raise better from None
+
+
+def _refused_non_finite(
+    exc: InvalidInputError,
+    method: str,
+    *,
+    X: np.ndarray,
+    order: np.ndarray,
+    original: pa.RecordBatch,
+    models: dict[Any, Any],
+    spec: _GroupSpec,
+    null_mask: np.ndarray | None,
+) -> InvalidInputError | None:
+    """The NaN error over the batch's rows that have a model, in the input's row order."""
+    scored = _with_model(original, models, spec.group_col)
+    X_in = np.empty_like(X)
+    X_in[order] = X  # the rows were sorted by group
+    if null_mask is not None:
+        scored[order[null_mask]] = False
+    return _non_finite_error(X_in, scored, original, spec.score, method, exc)
 
 
 def _score_groups(
@@ -697,7 +708,7 @@ def _score_groups(
         uniques = _key_list(encoded.dictionary)
         # Rows of one group made contiguous: one model call per group and batch.
         order = np.argsort(codes, kind="stable")
-        batch = batch.take(pa.array(order))
+        original, batch = batch, batch.take(pa.array(order))
         codes = codes[order]
         # Rows of unknown or failed groups get a null prediction whatever their
         # features hold: a null feature is an error only in rows that have a model.
@@ -707,6 +718,15 @@ def _score_groups(
             if (null_mask & known).any():  # raises, naming the column, counting such rows
                 rest = (b.filter(pa.array(_with_model(b, models, spec.group_col))) for b in batches)
                 _columns_matrix(batch.filter(pa.array(known)), score, rest)
+        explain = functools.partial(
+            _refused_non_finite,
+            X=X,
+            order=order,
+            original=original,
+            models=models,
+            spec=spec,
+            null_mask=null_mask,
+        )
         bounds = np.flatnonzero(np.diff(codes)) + 1
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [len(codes)]])
@@ -726,7 +746,7 @@ def _score_groups(
             if score.feature_names is not None:
                 rows = pd.DataFrame(rows, columns=list(score.feature_names), copy=False)
             for i, (method, kind) in enumerate(zip(score.methods, score.kinds, strict=True)):
-                out = _scored(model, method, rows, X, (start, end, mask), batch, score)
+                out = _scored(model, method, rows, score, explain)
                 _check_shape(out, kind, method, uniques[code], spec.group_col)
                 pieces[i].append(_arrow_output(out, kind, n, mask if mask.any() else None))
         columns = [pa.concat_arrays(p) for p in pieces]

@@ -32,6 +32,7 @@ import dataclasses
 import functools
 import math
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -297,18 +298,25 @@ def _array_matrix(
 
 
 def _non_finite_rows(batch: pa.RecordBatch, spec: _ScoreSpec) -> np.ndarray:
-    """Per row of ``batch``: does a non-null feature hold NaN or an infinity?"""
+    """Per row of ``batch``: NaN or an infinity in a feature, and no null in any.
+
+    Rows with a null feature are ``on_null``'s (an error, or a null output
+    without calling the model), so they are not counted here.
+    """
+    bad = np.zeros(batch.num_rows, dtype=bool)
     if spec.input_cols is not None:
-        bad = np.zeros(batch.num_rows, dtype=bool)
+        null = np.zeros(batch.num_rows, dtype=bool)
         for name in spec.input_cols:
-            bad |= _non_finite_values(batch.column(name))
-        return bad
+            arr = batch.column(name)
+            bad |= _non_finite_values(arr)
+            if arr.null_count:
+                null |= arr.is_null().to_numpy(zero_copy_only=False)
+        return bad & ~null
     assert spec.array_col is not None
     arr = batch.column(spec.array_col)
     parents = pc.list_parent_indices(arr).to_numpy(zero_copy_only=False)
-    bad = np.zeros(batch.num_rows, dtype=bool)
     bad[parents[_non_finite_values(arr.flatten())]] = True
-    return bad
+    return bad & ~_array_null_mask(arr)
 
 
 def _non_finite_values(arr: pa.Array) -> np.ndarray:
@@ -320,6 +328,11 @@ def _non_finite_values(arr: pa.Array) -> np.ndarray:
     return bad
 
 
+#: A model's error about NaN or infinite input (scikit-learn: "Input X contains NaN.",
+#: "... contains infinity or a value too large ...").
+_ABOUT_NON_FINITE = re.compile(r"\bnan\b|infinit|finite", re.IGNORECASE)
+
+
 def _non_finite_error(
     X: np.ndarray,
     scored: np.ndarray,
@@ -329,36 +342,38 @@ def _non_finite_error(
     failure: InvalidInputError,
     rest: Iterator[pa.RecordBatch] | None = None,
 ) -> InvalidInputError | None:
-    """The model refused a batch: if NaN or an infinity was in it, an error naming where.
+    """The model refused a batch for NaN or an infinity in it: an error naming where.
 
     ``X`` is the batch's float matrix and ``scored`` the rows the model was
     given. Models that accept NaN (HistGradientBoosting) never get here; for
     the rest the model's own message ("Input X contains NaN") names neither
     the column nor a row. ``rest`` (the partition's remaining batches) is
-    counted too when given. None when every value given was finite.
+    counted too when given. None when the model's error is not about such
+    values, or every value it was given was finite: its own error stands.
     """
-    bad = ~np.isfinite(X) & scored[:, None]
-    columns = np.flatnonzero(bad.any(axis=0))
-    if not columns.size:
+    cause = failure.__context__  # the model's own exception (raised "from None")
+    if cause is None or not _ABOUT_NON_FINITE.search(str(cause)):
         return None
-    j = int(columns[0])
-    first = int(np.flatnonzero(bad[:, j])[0])
-    count = int(np.count_nonzero(bad.any(axis=1)))
+    bad = ~np.isfinite(X) & scored[:, None]
+    rows = np.flatnonzero(bad.any(axis=1))
+    if not rows.size:
+        return None
+    first = int(rows[0])
+    j = int(np.flatnonzero(bad[first])[0])
+    count = int(rows.size)
     if rest is not None:
         count += _count_rest(rest, lambda b: int(np.count_nonzero(_non_finite_rows(b, spec))))
     if spec.input_cols is not None:
         column = f"column '{spec.input_cols[j]}'"
     else:
         column = f"column '{spec.feature_label}' (at index {j})"
-    cause = failure.__context__  # the model's own exception (raised "from None")
-    said = f"{type(cause).__name__}: {str(cause).splitlines()[0]}" if cause else str(failure)
     return InvalidInputError(
         f"{spec.model_name}.{method} refused NaN or infinite features, found in "
         f"{count_of(count, 'row')} of {'one partition' if rest is not None else 'a batch'}: "
         f"the first in {column} = {X[first, j]} at {_example(batch, first, spec)}. "
-        f"The model said: {said} Drop or replace them first (df.na.drop and df.na.fill "
-        f"treat NaN as missing; infinities need a filter), or use a model that accepts NaN "
-        f"(such as HistGradientBoosting)."
+        f"The model said: {type(cause).__name__}: {str(cause).splitlines()[0]} Drop or "
+        f"replace them first (df.na.drop and df.na.fill treat NaN as missing; infinities "
+        f"need a filter), or use a model that accepts NaN (such as HistGradientBoosting)."
     )
 
 

@@ -232,8 +232,12 @@ def _raise_problems(
 
 
 def require_dataframe(dataset: Any, col: str) -> None:
-    """Refuse hmmlearn's ``(X, lengths)`` arrays (or a pandas frame) with the way to convert."""
-    if hasattr(dataset, "schema") and callable(getattr(dataset, "select", None)):
+    """Refuse hmmlearn's ``(X, lengths)`` arrays (or a pandas frame) with the way to convert.
+
+    Only array-likes are refused here (NumPy, pandas, lists): the check reads
+    nothing from the dataset, so it runs before the estimator's own checks.
+    """
+    if not (isinstance(dataset, (list, tuple)) or hasattr(type(dataset), "__array__")):
         return
     raise InvalidInputError(
         f"expected a Spark DataFrame with one sequence per row in column '{col}'; got "

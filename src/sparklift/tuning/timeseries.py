@@ -1353,13 +1353,14 @@ class _Writer(InstanceWriter):
 
     def _write_metadata(self, path: str, class_name: str, **extra: Any) -> None:
         instance = self.instance
+        # Set Params only (defaults stay defaults after a load, as pyspark's writers keep them).
         params = {
             name: _json_value(instance.getOrDefault(name))
             for name in _SAVED_PARAMS
-            if instance.isDefined(getattr(instance, name))
+            if instance.isSet(getattr(instance, name))
         }
         if "cutoffs" in params:
-            params["cutoffs"] = [_json_value(c) for c in params["cutoffs"]]
+            params["cutoffs"] = [_encode_cutoff(c) for c in instance.getCutoffs()]
         metadata = {
             "class": class_name,
             "formatVersion": FORMAT_VERSION,
@@ -1373,10 +1374,15 @@ class _Writer(InstanceWriter):
         frame = self.sparkSession.createDataFrame([(text,)], "value string").coalesce(1)
         frame.write.mode(self._mode()).text(path)
 
-    def _write_setup(self, setup: dict, path: str) -> None:
-        """The estimator, the evaluator and the maps (see :func:`_saved_setup`)."""
-        self._write(self.instance.getEstimator(), f"{path}/estimator")
-        self._write(self.instance.getEvaluator(), f"{path}/evaluator")
+    def _write_setup(self, setup: dict | None, path: str) -> None:
+        """The estimator, the evaluator and the maps (see :func:`_saved_setup`).
+
+        Without them, ``setup`` is written as JSON null all the same, so that
+        an overwrite replaces the setup of an earlier save at this path.
+        """
+        if setup is not None:
+            self._write(self.instance.getEstimator(), f"{path}/estimator")
+            self._write(self.instance.getEvaluator(), f"{path}/evaluator")
         self._write_text(json.dumps(setup), f"{path}/setup")
 
     def _write(self, stage: Any, path: str) -> None:
@@ -1404,9 +1410,7 @@ class _ModelWriter(_Writer):
         self._write(best, f"{path}/bestModel")
         # As CrossValidatorModel: the estimator, the evaluator and the maps, so
         # that a loaded model's avgMetrics can be matched to the maps they score.
-        setup, _ = _saved_setup(model)
-        if setup is not None:
-            self._write_setup(setup, path)
+        self._write_setup(_saved_setup(model)[0], path)
 
 
 class _ValidatorWriter(_Writer):
@@ -1462,6 +1466,9 @@ def _saved_setup(model: Any) -> tuple[dict | None, str]:
         if not callable(getattr(stage, "write", None)):
             return None, f"its {name} ({type(stage).__name__}) has no writer"
     stages = _stages_by_uid(est)
+    for uid, stage in stages.items():  # as a Pipeline's writer checks, before anything is written
+        if stage is not est and not isinstance(stage, MLWritable):
+            return None, f"its Pipeline stage {uid} ({type(stage).__name__}) has no writer"
     maps = []
     for param_map in model.getEstimatorParamMaps():
         entries = []
@@ -1484,15 +1491,25 @@ def _saved_setup(model: Any) -> tuple[dict | None, str]:
     }, ""
 
 
-def _load_setup(spark: Any, path: str) -> dict[str, Any]:
-    """The estimator, evaluator and maps saved by :func:`_saved_setup`, if any."""
+def _load_setup(spark: Any, path: str, required: bool = False) -> dict[str, Any]:
+    """The estimator, evaluator and maps saved by :func:`_saved_setup`, if any.
+
+    A model may have been saved without them (``{}``); a validator
+    (``required``) cannot.
+    """
     import importlib
 
     try:
         rows = spark.read.text(f"{path}/setup").collect()
-    except Exception:  # saved without them
+        setup = json.loads(rows[0][0])
+    except Exception:  # saved before the setup was written, or without it
+        setup = None
+    if setup is None:
+        if required:
+            raise ModelFormatError(
+                f"{path} has no estimator, evaluator and parameter maps (an interrupted save?)"
+            )
         return {}
-    setup = json.loads(rows[0][0])
 
     def load(key: str, where: str) -> Any:
         module, _, name = setup[key].rpartition(".")
@@ -1530,8 +1547,41 @@ def _read_metadata(spark: Any, path: str, class_name: str) -> dict:
 
 def _restore(instance: Any, metadata: dict, setup: dict[str, Any]) -> None:
     instance._resetUid(metadata["uid"])
-    instance._set(**metadata["params"])
+    params = dict(metadata["params"])
+    if "cutoffs" in params:
+        params["cutoffs"] = [_decode_cutoff(c) for c in params["cutoffs"]]
+    instance._set(**params)
     instance._set(**setup)
+
+
+def _encode_cutoff(value: Any) -> Any:
+    """A cut-off as JSON that loads back as the same value, type included.
+
+    Dates, datetimes (naive ones stay naive: F.lit reads them in Python's
+    local zone, as the original's were) and Decimals are tagged; a string
+    stays a string (old saves hold ISO text, which is read as before).
+    """
+    if isinstance(value, _dt.datetime):
+        return {"datetime": value.isoformat()}
+    if isinstance(value, _dt.date):
+        return {"date": value.isoformat()}
+    if isinstance(value, _decimal.Decimal):
+        return {"decimal": format(value, "f")}
+    return _json_value(value)
+
+
+_CUTOFF_TYPES: dict[str, Any] = {
+    "datetime": _dt.datetime.fromisoformat,
+    "date": _dt.date.fromisoformat,
+    "decimal": _decimal.Decimal,
+}
+
+
+def _decode_cutoff(value: Any) -> Any:
+    if isinstance(value, dict):
+        ((kind, text),) = value.items()
+        return _CUTOFF_TYPES[kind](text)
+    return value
 
 
 class _ModelReader(MLReader):
@@ -1557,5 +1607,5 @@ class _ValidatorReader(MLReader):
     def load(self, path: str) -> TimeSeriesCrossValidator:
         metadata = _read_metadata(self.sparkSession, path, _VALIDATOR_CLASS)
         validator = TimeSeriesCrossValidator()
-        _restore(validator, metadata, _load_setup(self.sparkSession, path))
+        _restore(validator, metadata, _load_setup(self.sparkSession, path, required=True))
         return validator
