@@ -334,3 +334,26 @@ def test_sequences_from_events_refuses_string_and_nan_orders(spark):
     nan = numeric.withColumn("ts", F.when(F.col("v") == 1, float("nan")).otherwise(F.col("ts")))
     with pytest.raises(InvalidInputError, match=r"Column 'ts' is null or NaN in 1 event row\b"):
         sequences_from_events(nan, "id", "ts", "v")
+
+
+@pytest.mark.filterwarnings("ignore:Fitting a model with")  # hmmlearn's own, expected
+def test_ids_used_as_symbols_warn_and_huge_ones_are_refused(spark):
+    """Symbols are inferred as 0..max: raw ids make n_features huge and mostly unseen."""
+    from sparklift.errors import ResourceLimitError
+
+    df = spark.createDataFrame([([3, 17, 950, 3, 17],), ([17, 950, 3],)], "sequence array<int>")
+    with pytest.warns(
+        UserWarning,
+        match=r"symbols up to 950, so each state would have "
+        r"n_features=951 .*more than the 8 frames.*StringIndexer",
+    ) as seen:
+        CategoricalHMM(n_components=2, n_iter=1, random_state=0).fit(df)
+    assert seen[0].filename == __file__  # attributed to the caller's fit()
+    ids = spark.createDataFrame([([3, 2_000_000_000],)], "sequence array<int>")
+    with pytest.raises(ResourceLimitError, match=r"would take 29\.8 GiB on the driver"):
+        CategoricalHMM(n_components=2, n_iter=1).fit(ids)
+    # A vocabulary declared by the user is theirs to size: no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", message="Fitting a model with")
+        CategoricalHMM(n_components=2, n_iter=1, n_features=951, random_state=0).fit(df)

@@ -37,7 +37,12 @@ from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
 
 from sparklift import _spark
 from sparklift._spark import map_partitions, map_reduce, translate_errors
-from sparklift.errors import InvalidInputError, ModelFormatError, NotFittedError
+from sparklift.errors import (
+    InvalidInputError,
+    ModelFormatError,
+    NotFittedError,
+    ResourceLimitError,
+)
 from sparklift.hmm import core, em, emissions, persistence
 from sparklift.hmm.sequences import (
     column_layout,
@@ -643,6 +648,30 @@ def _digest_arrays(params: dict[str, np.ndarray] | None) -> str | None:
     return h.hexdigest()
 
 
+#: Driver memory an inferred emissionprob_ may take before the fit is refused.
+_MAX_INFERRED_EMISSIONS_BYTES = 1 << 30
+
+
+def _check_inferred_symbols(n_features: int, n_frames: int, n_components: int, col: str) -> None:
+    """Symbols inferred as 0..max: ids used as symbols make that huge and mostly unseen."""
+    if n_features <= n_frames:
+        return
+    advice = (
+        f"Column '{col}' has symbols up to {n_features - 1:,}, so each state would have "
+        f"n_features={n_features:,} emission probabilities, more than the {n_frames:,} "
+        "frames. If the values are ids rather than codes 0..n-1, index them first "
+        "(StringIndexer, or F.dense_rank() over the distinct values minus 1); if not, "
+        "set n_features."
+    )
+    need = 8 * n_components * n_features
+    if need > _MAX_INFERRED_EMISSIONS_BYTES:
+        raise ResourceLimitError(
+            f"{advice} Refused: emissionprob_ alone would take {need / 2**30:.1f} GiB on "
+            "the driver."
+        )
+    warnings.warn(advice, UserWarning, stacklevel=4)
+
+
 def _is_fitted_attribute(name: str) -> bool:
     """hmmlearn's fitted-attribute names: ``startprob_``, ``means_``, ``monitor_``..."""
     return name.endswith("_") and not name.startswith("_")
@@ -684,6 +713,8 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
         here: see :func:`sparklift.hmm.sequences.sequences_from_arrays`.
         """
         require_dataframe(dataset, self.getOrDefault("sequence_col"))
+        if params is None:  # as Estimator.fit does, at the same depth (warnings name the caller)
+            return self._fit(dataset)
         return super().fit(dataset, params)
 
     def _fit(self, dataset: Any) -> _HMMModel:
@@ -765,6 +796,8 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
                 hyper["n_trials"] = lo if lo == hi else None
             _check_priors(self, hyper, n_components, hyper["n_features"])
             family = family_cls(**hyper)
+            if name == "categorical" and n_features is None:
+                _check_inferred_symbols(hyper["n_features"], summary.n_frames, n_components, col)
             self._warn_degenerate(family, summary, n_components, col, nested)
             return self._fit_cached(
                 data,
