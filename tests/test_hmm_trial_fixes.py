@@ -242,6 +242,8 @@ def test_hand_set_attributes_are_refused_with_the_way_that_works(spark):
     np.testing.assert_array_equal(model.means_, before)
     est.setNIter(3)  # Params and private attributes are untouched
     assert est.getNIter() == 3
+    est.note_ = "mine"  # names that are not hmmlearn's fitted attributes are the user's
+    assert est.note_ == "mine"
 
 
 @pytest.mark.parametrize(
@@ -254,7 +256,9 @@ def test_hand_set_attributes_are_refused_with_the_way_that_works(spark):
         ),
     ],
 )
-def test_init_model_with_some_attributes_set_fits_as_hmmlearn(spark, init_params, attributes):
+def test_init_model_with_some_attributes_set_fits_as_hmmlearn(
+    spark, tmp_path, init_params, attributes
+):
     """hmmlearn initialises what init_params names or what is missing; the rest is kept."""
     X, lengths = _two_regimes()
 
@@ -266,9 +270,19 @@ def test_init_model_with_some_attributes_set_fits_as_hmmlearn(spark, init_params
 
     ref = prepared().fit(X, lengths)
     est = GaussianHMM(n_components=2, init_params=init_params, n_iter=4, random_state=1)
-    got = est.setInitModel(prepared()).fit(sequences_from_arrays(spark, X, lengths))
-    for name in ("startprob_", "transmat_", "means_", "covars_"):
-        np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-9, atol=1e-12)
+    est.setInitModel(prepared())
+    # Saved and loaded (alone), the estimator fits the same.
+    path = str(tmp_path / "est")
+    est.save(path)
+    loaded = GaussianHMM.load(path)
+    kept = loaded.getInitModel()
+    assert sorted(n for n in attributes if hasattr(kept, n)) == sorted(attributes)
+    df = sequences_from_arrays(spark, X, lengths)
+    for got in (est.fit(df), loaded.fit(df)):
+        for name in ("startprob_", "transmat_", "means_", "covars_"):
+            np.testing.assert_allclose(
+                getattr(got, name), getattr(ref, name), rtol=1e-9, atol=1e-12
+            )
 
 
 def test_to_hmmlearn_keeps_priors_and_seed_and_never_exports_hmmlearns_scaling(spark):
@@ -341,14 +355,22 @@ def test_ids_used_as_symbols_warn_and_huge_ones_are_refused(spark):
     """Symbols are inferred as 0..max: raw ids make n_features huge and mostly unseen."""
     from sparklift.errors import ResourceLimitError
 
-    df = spark.createDataFrame([([3, 17, 950, 3, 17],), ([17, 950, 3],)], "sequence array<int>")
-    with pytest.warns(
-        UserWarning,
-        match=r"symbols up to 950, so each state would have "
-        r"n_features=951 .*more than the 8 frames.*StringIndexer",
-    ) as seen:
-        CategoricalHMM(n_components=2, n_iter=1, random_state=0).fit(df)
-    assert seen[0].filename == __file__  # attributed to the caller's fit()
+    df = spark.createDataFrame([([3, 17, 1950, 3, 17],), ([17, 1950, 3],)], "sequence array<int>")
+    est = CategoricalHMM(n_components=2, n_iter=1, random_state=0)
+    for params in (None, {est.n_iter: 2}):  # attributed to the caller's fit() either way
+        with pytest.warns(
+            UserWarning,
+            match=r"symbols up to 1,950, so each state would have "
+            r"n_features=1,951 .*more than the 8 frames.*StringIndexer",
+        ) as seen:
+            est.fit(df, params)
+        assert seen[0].filename == __file__
+    # A small vocabulary on a few frames is test data, not ids: no warning.
+    small = spark.createDataFrame([([0, 5, 9],)], "sequence array<int>")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", message="Fitting a model with")
+        est.fit(small)
     ids = spark.createDataFrame([([3, 2_000_000_000],)], "sequence array<int>")
     with pytest.raises(ResourceLimitError, match=r"would take 29\.8 GiB on the driver"):
         CategoricalHMM(n_components=2, n_iter=1).fit(ids)
@@ -356,4 +378,4 @@ def test_ids_used_as_symbols_warn_and_huge_ones_are_refused(spark):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         warnings.filterwarnings("ignore", message="Fitting a model with")
-        CategoricalHMM(n_components=2, n_iter=1, n_features=951, random_state=0).fit(df)
+        CategoricalHMM(n_components=2, n_iter=1, n_features=1951, random_state=0).fit(df)

@@ -650,11 +650,17 @@ def _digest_arrays(params: dict[str, np.ndarray] | None) -> str | None:
 
 #: Driver memory an inferred emissionprob_ may take before the fit is refused.
 _MAX_INFERRED_EMISSIONS_BYTES = 1 << 30
+#: Inferred vocabularies this large, with fewer frames than symbols, look like ids.
+_MIN_SUSPECT_SYMBOLS = 1_000
 
 
 def _check_inferred_symbols(n_features: int, n_frames: int, n_components: int, col: str) -> None:
-    """Symbols inferred as 0..max: ids used as symbols make that huge and mostly unseen."""
-    if n_features <= n_frames:
+    """Symbols inferred as 0..max: ids used as symbols make that huge and mostly unseen.
+
+    Small vocabularies (under 1,000 symbols) are left alone: a few frames of
+    codes 0..9 are test data, not ids.
+    """
+    if n_features <= max(n_frames, _MIN_SUSPECT_SYMBOLS - 1):
         return
     advice = (
         f"Column '{col}' has symbols up to {n_features - 1:,}, so each state would have "
@@ -672,9 +678,23 @@ def _check_inferred_symbols(n_features: int, n_frames: int, n_components: int, c
     warnings.warn(advice, UserWarning, stacklevel=4)
 
 
+#: hmmlearn's fitted attributes, which users of hmmlearn assign by hand.
+_FITTED_ATTRIBUTES = frozenset(
+    (
+        "startprob_",
+        "transmat_",
+        "emissionprob_",
+        "lambdas_",
+        "weights_",
+        "means_",
+        "covars_",
+        "monitor_",
+    )
+)
+
+
 def _is_fitted_attribute(name: str) -> bool:
-    """hmmlearn's fitted-attribute names: ``startprob_``, ``means_``, ``monitor_``..."""
-    return name.endswith("_") and not name.startswith("_")
+    return name in _FITTED_ATTRIBUTES
 
 
 class _HMMEstimator(Estimator, _HMMParams, _Persistable):
@@ -713,8 +733,11 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
         here: see :func:`sparklift.hmm.sequences.sequences_from_arrays`.
         """
         require_dataframe(dataset, self.getOrDefault("sequence_col"))
-        if params is None:  # as Estimator.fit does, at the same depth (warnings name the caller)
+        # As Estimator.fit does, at the same depth, so that warnings name the caller.
+        if params is None or (isinstance(params, dict) and not params):
             return self._fit(dataset)
+        if isinstance(params, dict):
+            return self.copy(params)._fit(dataset)
         return super().fit(dataset, params)
 
     def _fit(self, dataset: Any) -> _HMMModel:
@@ -970,6 +993,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
             arrays = {f"init_model.{k}": v for k, v in (params or {}).items()}
             init = {
                 "n_features": n_features,
+                "n_components": self.getOrDefault("n_components"),
                 "hyper": persistence.to_json_value(_init_model_hyper(init_model)),
             }
         persistence.save_model(
@@ -995,19 +1019,33 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
                 est._resetUid(document["uid"])  # as pyspark's own readers
             est._set(**_known_params(est, document.get("params", {}), path))
             if document.get("init_model"):
-                model = cls._model_cls()
+                saved = document["init_model"]
                 params = {
                     k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("init_model.")
                 }
-                n_components = int(np.asarray(params["startprob"]).shape[0])
-                model._set_fitted(
-                    cls._family_name,
-                    _hyper_from_json(document["init_model"].get("hyper", {})),
-                    params,
-                    n_components,
-                    document["init_model"].get("n_features"),
-                    None,
+                hyper = _hyper_from_json(saved.get("hyper", {}))
+                family = emissions.FAMILIES[cls._family_name](
+                    **{**hyper, "n_features": saved.get("n_features")}
                 )
+                if {"startprob", "transmat", *family.param_keys()} <= set(params):
+                    model = cls._model_cls()
+                    model._set_fitted(
+                        cls._family_name,
+                        hyper,
+                        params,
+                        int(np.asarray(params["startprob"]).shape[0]),
+                        saved.get("n_features"),
+                        None,
+                    )
+                else:  # an hmmlearn object with some attributes set: it comes back as one
+                    from sparklift.hmm import interop
+
+                    model = interop.to_hmmlearn(
+                        cls._family_name,
+                        {**hyper, "n_features": saved.get("n_features")},
+                        params,
+                        int(saved.get("n_components", est.getOrDefault("n_components"))),
+                    )
                 est._set(init_model=model)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, ModelFormatError):

@@ -203,22 +203,13 @@ def to_hmmlearn(
             hmm_log.setLevel(level)
     else:
         obj = cls(n_components=n_components, **kwargs)
-    obj.startprob_ = np.array(params["startprob"], dtype=np.float64)
-    obj.transmat_ = np.array(params["transmat"], dtype=np.float64)
-    if family_name in ("categorical", "multinomial"):
-        obj.emissionprob_ = np.array(params["emissionprob"], dtype=np.float64)
-        obj.n_features = int(params["emissionprob"].shape[1])
-    elif family_name == "poisson":
-        obj.lambdas_ = np.array(params["lambdas"], dtype=np.float64)
-        obj.n_features = int(params["lambdas"].shape[1])
-    elif family_name == "gaussian":
-        obj.means_ = np.array(params["means"], dtype=np.float64)
-        obj.n_features = int(params["means"].shape[1])
-        obj.covars_ = np.array(params["covars"], dtype=np.float64)
-    else:
-        obj.weights_ = np.array(params["weights"], dtype=np.float64)
-        obj.means_ = np.array(params["means"], dtype=np.float64)
-        obj.covars_ = np.array(params["covars"], dtype=np.float64)
-        obj.n_features = int(params["means"].shape[2])
+    # Only the parameters given: an init_model saved with some attributes set
+    # (as hmmlearn allows) comes back as it was; a fitted model has them all.
+    for key in ("startprob", "transmat", "emissionprob", "lambdas", "weights", "means", "covars"):
+        if key in params:
+            setattr(obj, f"{key}_", np.array(params[key], dtype=np.float64))
+    emission = params.get("emissionprob", params.get("lambdas", params.get("means")))
+    if emission is not None:
+        obj.n_features = int(np.shape(emission)[2 if family_name == "gmm" else 1])
     del family  # validated the hyperparameters
     return obj

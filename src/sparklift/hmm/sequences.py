@@ -237,7 +237,9 @@ def require_dataframe(dataset: Any, col: str) -> None:
     Only array-likes are refused here (NumPy, pandas, lists): the check reads
     nothing from the dataset, so it runs before the estimator's own checks.
     """
-    if not (isinstance(dataset, (list, tuple)) or hasattr(type(dataset), "__array__")):
+    if not (
+        dataset is None or isinstance(dataset, (list, tuple)) or hasattr(type(dataset), "__array__")
+    ):
         return
     raise InvalidInputError(
         f"expected a Spark DataFrame with one sequence per row in column '{col}'; got "
