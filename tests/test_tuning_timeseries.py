@@ -770,7 +770,16 @@ def test_unfitted_validator_saves_and_loads_alone_and_in_a_pipeline(spark, tmp_p
     assert stage.getGap() == 1
 
 
-@pytest.mark.parametrize("kind", ["decimal", "naive datetime", "aware datetime"])
+# The naive datetime is the case that needs Python's zone; the others run with
+# `make test-all` (CI time).
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("decimal", marks=pytest.mark.slow),
+        "naive datetime",
+        pytest.param("aware datetime", marks=pytest.mark.slow),
+    ],
+)
 def test_saved_validator_cuts_where_the_original_does(spark, tmp_path, kind):
     """Cut-offs load back as the values they were: Decimals, naive datetimes read
     in Python's zone as F.lit reads them (the session zone differs here)."""
