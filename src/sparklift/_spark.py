@@ -369,6 +369,17 @@ def col(name: str) -> Column:
     return F.col("`" + name.replace("`", "``") + "`")
 
 
+def null_or_nan(df: DataFrame, name: str) -> Column:
+    """A condition true where column ``name`` is null, or NaN in a floating-point column."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType, FloatType
+
+    missing = col(name).isNull()
+    if isinstance(df.schema[name].dataType, (DoubleType, FloatType)):
+        missing = missing | F.isnan(col(name))
+    return missing
+
+
 def arrow_schema(df: DataFrame, schema: StructType) -> pa.Schema:
     """The Arrow form of a Spark schema, timestamps in ``df``'s session time zone."""
     from pyspark.sql.pandas.types import to_arrow_schema

@@ -693,10 +693,6 @@ _FITTED_ATTRIBUTES = frozenset(
 )
 
 
-def _is_fitted_attribute(name: str) -> bool:
-    return name in _FITTED_ATTRIBUTES
-
-
 class _HMMEstimator(Estimator, _HMMParams, _Persistable):
     """Base of the HMM estimators: binds an emission family and a Model class."""
 
@@ -1024,9 +1020,8 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
                     k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("init_model.")
                 }
                 hyper = _hyper_from_json(saved.get("hyper", {}))
-                family = emissions.FAMILIES[cls._family_name](
-                    **{**hyper, "n_features": saved.get("n_features")}
-                )
+                with_features = {**hyper, "n_features": saved.get("n_features")}
+                family = emissions.FAMILIES[cls._family_name](**with_features)
                 if {"startprob", "transmat", *family.param_keys()} <= set(params):
                     model = cls._model_cls()
                     model._set_fitted(
@@ -1042,7 +1037,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
 
                     model = interop.to_hmmlearn(
                         cls._family_name,
-                        {**hyper, "n_features": saved.get("n_features")},
+                        with_features,
                         params,
                         int(saved.get("n_components", est.getOrDefault("n_components"))),
                     )
@@ -1056,7 +1051,7 @@ class _HMMEstimator(Estimator, _HMMParams, _Persistable):
     def __setattr__(self, name: str, value: Any) -> None:
         # hmmlearn users set startprob_, means_... before fit; here they would be
         # ignored silently, so they are refused with the way that works.
-        if _is_fitted_attribute(name):
+        if name in _FITTED_ATTRIBUTES:
             cls = type(self).__name__
             raise AttributeError(
                 f"{cls} does not read hand-set attributes such as {name}: set them on an "
@@ -1166,7 +1161,7 @@ class _HMMModel(Model, _HMMParams, _Persistable):
     def __setattr__(self, name: str, value: Any) -> None:
         # Scoring, export and save read the fitted arrays, not attributes: an
         # assigned means_ would show but be ignored, so it is refused.
-        if _is_fitted_attribute(name):
+        if name in _FITTED_ATTRIBUTES:
             cls = type(self).__name__
             raise AttributeError(
                 f"{cls}.{name} is read-only: change it on model.to_hmmlearn() and bring that "

@@ -55,6 +55,14 @@ def _plain(v: Any) -> Any:
     return v.tolist() if isinstance(v, np.ndarray) else v
 
 
+def _n_features_of(family_name: str, params: Params) -> int | None:
+    """The number of features the emission parameters are for (None without them)."""
+    emission = params.get("emissionprob", params.get("lambdas", params.get("means")))
+    if emission is None:
+        return None
+    return int(np.shape(emission)[2 if family_name == "gmm" else 1])
+
+
 def from_hmmlearn(obj: Any, *, partial: bool = False) -> tuple[str, dict[str, Any], Params, int]:
     """Family, hyperparameters and parameters of a fitted hmmlearn model.
 
@@ -119,7 +127,6 @@ def from_hmmlearn(obj: Any, *, partial: bool = False) -> tuple[str, dict[str, An
         "startprob": attr("startprob"),
         "transmat": attr("transmat"),
     }
-    feature_axis = 1
     if name in ("categorical", "multinomial"):
         found["emissionprob"] = attr("emissionprob")
     elif name == "poisson":
@@ -134,15 +141,12 @@ def from_hmmlearn(obj: Any, *, partial: bool = False) -> tuple[str, dict[str, An
         found["weights"] = attr("weights")
         found["means"] = attr("means")
         found["covars"] = attr("covars")
-        feature_axis = 2
     params: Params = {k: v for k, v in found.items() if v is not None}
     for key in ("emissionprob", "lambdas"):
         if key in params:
             params[key] = np.atleast_2d(params[key])
-    emission = params.get("emissionprob", params.get("lambdas", params.get("means")))
-    if emission is not None:
-        hyper["n_features"] = int(emission.shape[feature_axis])
-    else:
+    hyper["n_features"] = _n_features_of(name, params)
+    if hyper["n_features"] is None:
         declared = getattr(obj, "n_features", None)
         hyper["n_features"] = None if declared is None else int(declared)
     if "startprob" in params:
@@ -208,8 +212,8 @@ def to_hmmlearn(
     for key in ("startprob", "transmat", "emissionprob", "lambdas", "weights", "means", "covars"):
         if key in params:
             setattr(obj, f"{key}_", np.array(params[key], dtype=np.float64))
-    emission = params.get("emissionprob", params.get("lambdas", params.get("means")))
-    if emission is not None:
-        obj.n_features = int(np.shape(emission)[2 if family_name == "gmm" else 1])
+    n_features = _n_features_of(family_name, params)
+    if n_features is not None:
+        obj.n_features = n_features
     del family  # validated the hyperparameters
     return obj

@@ -808,8 +808,7 @@ def sequences_from_events(
         )
     checks = [(name, _spark.col(name).isNull(), "null") for name in (*ids, order_col, *values)]
     if isinstance(order_type, (FloatType, DoubleType)):  # NaN would sort after every number
-        order = _spark.col(order_col)
-        checks[len(ids)] = (order_col, order.isNull() | F.isnan(order), "null or NaN")
+        checks[len(ids)] = (order_col, _spark.null_or_nan(df, order_col), "null or NaN")
     counts = df.agg(
         *[F.count_if(cond).alias(f"n{i}") for i, (_, cond, _) in enumerate(checks)]
     ).collect()[0]

@@ -358,17 +358,6 @@ def _is_binary_string(data_type: Any) -> bool:
     )
 
 
-def _null_or_nan(dataset: DataFrame, name: str) -> Any:
-    """A condition true where column ``name`` is null, or NaN in a floating-point column."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import DoubleType, FloatType
-
-    missing = col(name).isNull()
-    if isinstance(dataset.schema[name].dataType, (DoubleType, FloatType)):
-        missing = missing | F.isnan(col(name))
-    return missing
-
-
 def _refuse_empty(time_col: str, n_points: int) -> None:
     """Raise for data without rows (null times were refused before): no window to build."""
     if n_points == 0:
@@ -768,7 +757,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
 
         time_col = self.getTimeCol()
         # NaN is no point in time; Spark would sort it after every number.
-        missing = _null_or_nan(dataset, time_col)
+        missing = _spark.null_or_nan(dataset, time_col)
         floating = isinstance(dataset.schema[time_col].dataType, (DoubleType, FloatType))
         what = "null or NaN" if floating else "null"
         bad = dataset.where(missing)
@@ -942,7 +931,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             or _may_produce(self.getEstimator(), label)
         ):
             return F.lit(False)  # no label, or one a Pipeline stage makes (or may remake)
-        return _null_or_nan(dataset, label)
+        return _spark.null_or_nan(dataset, label)
 
     def _refuse_bad_labels(self, counts: list[int], times: list[Any]) -> None:
         """Raise when rows have a null or NaN label (counted per time point)."""
@@ -991,7 +980,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         # encountered NULL value"), in the Pipeline's order.
         read.sort(key=lambda pair: pair[1] not in reason)
         columns = [name for name, _ in read]
-        conditions = [_null_or_nan(dataset, name) for name in columns]
+        conditions = [_spark.null_or_nan(dataset, name) for name in columns]
         if not conditions:
             return None
         row = dataset.agg(
