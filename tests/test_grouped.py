@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import warnings
 
 import numpy as np
@@ -201,7 +203,7 @@ def test_failed_group_does_not_fail_the_others_and_cogroup_matches(spark):
                 np.stack([p["predict_proba"] for p in preds]), model.predict_proba(X), rtol=1e-6
             )
             np.testing.assert_array_equal([p["predict"] for p in preds], model.predict(X))
-    with pytest.raises(InvalidInputError, match="40 rows belong to groups without"):
+    with pytest.raises(InvalidInputError, match="40 rows in groups without"):
         grouped.predict(df, on_unknown="error")
     with pytest.raises(InvalidInputError, match="its fit failed"):
         grouped.get_model("c")
@@ -466,11 +468,54 @@ def test_saving_a_loaded_model_over_its_own_path_keeps_it(spark, tmp_path):
     df = spark.createDataFrame(pdf)
     path = str(tmp_path / "m")
     fit_per_group(df, "store", LinearRegression(), FEATURES, "y").save(path)
-    loaded = GroupedModel.load(path)
-    before = collect(loaded.predict(df))
-    loaded.save(path + "/", overwrite=True)  # the same place, spelled differently
-    after = collect(GroupedModel.load(path).predict(df))
-    pd.testing.assert_frame_equal(before, after)
+    before = collect(GroupedModel.load(path).predict(df))
+    os.symlink(path, tmp_path / "link")
+
+    def filtered(m: GroupedModel) -> GroupedModel:  # the public constructor, another table
+        return GroupedModel(m.models.where("error IS NULL"), m.group_col, m.feature_cols, "y")
+
+    # The same place, however it is spelled or reached: the models are read first.
+    for again, spelling in [
+        (lambda m: m, path + "/"),
+        (lambda m: m, "file://" + path),
+        (lambda m: m, str(tmp_path / "link")),
+        (filtered, path),
+    ]:
+        loaded = again(GroupedModel.load(path))
+        loaded.save(spelling, overwrite=True)
+        pd.testing.assert_frame_equal(before, collect(loaded.predict(df)))
+        pd.testing.assert_frame_equal(before, collect(GroupedModel.load(path).predict(df)))
+
+
+def test_a_save_that_fails_leaves_the_path_as_it_was(spark, tmp_path):
+    """Every model is converted before anything is written or deleted."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    pdf = make_groups()
+    df = spark.createDataFrame(pdf)
+    path = str(tmp_path / "m")
+    good = fit_per_group(df, "store", LinearRegression(), FEATURES, "y")
+    good.save(path)
+    before = collect(GroupedModel.load(path).predict(df))
+    # skops stores functions by name: a lambda would load nowhere, so it is refused.
+    doubled = make_pipeline(FunctionTransformer(lambda X: X * 2.0), LinearRegression())
+    unsavable = fit_per_group(df, "store", doubled, FEATURES, "y")
+    refused = r"cannot save the model of group '[a-d]': Pipeline holds a lambda"
+    with pytest.raises(InvalidInputError, match=refused):
+        unsavable.save(path, overwrite=True)
+    pd.testing.assert_frame_equal(before, collect(GroupedModel.load(path).predict(df)))
+    with pytest.raises(InvalidInputError, match=refused):
+        unsavable.save(str(tmp_path / "fresh"))
+    assert not (tmp_path / "fresh").exists()
+    # A file where the folder would go, and a damaged save, are one clear error each.
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(PathExistsError, match=r"afile is a file, not a folder"):
+        good.save(str(tmp_path / "afile" / "m"))
+    shutil.rmtree(tmp_path / "m" / "models")
+    (tmp_path / "m" / "models").mkdir()
+    with pytest.raises(ModelFormatError, match=r"its models cannot be read .* interrupted"):
+        GroupedModel.load(path)
 
 
 def test_models_that_refuse_zeros_score_per_group(spark):
@@ -743,3 +788,32 @@ def test_matrix_or_frame_by_estimator_kind_and_kept_by_save(spark, tmp_path):
     np.testing.assert_array_equal(
         collect(loaded.predict(df))["prediction"], collect(bare.predict(df))["prediction"]
     )
+
+
+def test_per_class_outputs_need_the_same_classes_only_in_the_groups_scored(spark):
+    """A group with other classes is refused only when the data holds it (either strategy)."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(5)
+    pdf = pd.DataFrame({"g": np.repeat([0, 1, 2], 30), "a": rng.normal(size=90)})
+    pdf["c"] = np.where(pdf["a"] > 0, "hi", "lo")
+    pdf.loc[pdf["g"] == 0, "c"] = "hi"  # group 0 saw one class only
+    df = spark.createDataFrame(pdf)
+    model = fit_per_group(df, "g", DecisionTreeClassifier(random_state=0), ["a"], "c")
+    others = df.where("g != 0")
+    for strategy in ("broadcast", "cogroup"):
+        refused = pytest.raises(InvalidInputError, match=r"group 0 of 'g' has a model with classes")
+        with refused, translate_errors():
+            model.predict(df, method="predict_proba", strategy=strategy).collect()
+        got = model.predict(others, method="predict_proba", strategy=strategy).toPandas()
+        for g, part in got.groupby("g"):
+            rows = pdf[pdf.g == g]
+            local = DecisionTreeClassifier(random_state=0).fit(matrix(rows, ["a"]), rows["c"])
+            expected = local.predict_proba(matrix(part, ["a"]))
+            np.testing.assert_array_equal(np.stack(part["prediction"]), expected)
+    with pytest.raises(InvalidInputError, match=r"group_col must be one column name"):
+        fit_per_group(df, ["g", "a"], LogisticRegression(), ["a"], "c")
+    from sparklift.inference import predict
+
+    with pytest.raises(InvalidInputError, match=r"a GroupedModel: call its predict\(df\)"):
+        predict(df, model, input_cols=["a"])

@@ -12,7 +12,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from sparklift import _serialize
 from sparklift._spark import translate_errors
@@ -162,6 +162,16 @@ def test_column_names_with_dots_and_spaces(spark):
     vectors = VectorAssembler(inputCols=COLS, outputCol="feat.vec").transform(frame(spark, X))
     got = scored_pandas(predict(vectors, model, features_col="feat.vec"))
     np.testing.assert_array_equal(got["prediction"].to_numpy(), model.predict(X))
+    # A model that refuses the row of zeros is typed on the data's first rows,
+    # read by the same names.
+    shifted = X - X.min() + 1.0
+    logged = make_pipeline(FunctionTransformer(np.log, validate=True), LinearRegression())
+    logged.fit(shifted, y)
+    with np.errstate(divide="raise"), pytest.raises(FloatingPointError):
+        logged.predict(np.zeros((1, N_FEATURES)))
+    with np.errstate(divide="raise"):
+        got = scored_pandas(predict(frame(spark, shifted).toDF("id", *names), logged, names))
+    np.testing.assert_array_equal(got["prediction"].to_numpy(), logged.predict(shifted))
 
 
 def test_decimal_columns_are_converted_as_python_converts_them(spark):
@@ -282,6 +292,28 @@ def test_errors_before_any_job(spark):
         predict(df, model, input_cols=COLS[:3])  # wrong number of features
 
 
+def test_what_cannot_be_scored_row_by_row_is_refused_with_the_call_that_works(spark):
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.sql import functions as F
+
+    X, y = make_data(6, n=20)
+    df = frame(spark, X)
+    model = LogisticRegression().fit(X, y)
+    with pytest.raises(InvalidInputError, match=r"df must be a Spark DataFrame; got pandas"):
+        predict(pd.DataFrame(X, columns=COLS), model, input_cols=COLS)
+    with pytest.raises(InvalidInputError, match=r"the class LogisticRegression, not a fitted"):
+        predict(df, LogisticRegression, input_cols=COLS)
+    with pytest.raises(InvalidInputError, match=r"a Spark ML stage: call its transform\(df\)"):
+        predict(df, VectorAssembler(inputCols=COLS, outputCol="v"), input_cols=COLS)
+    with pytest.raises(InvalidInputError, match=r"given by name \(strings\); got Column"):
+        predict(df, model, input_cols=[F.col(c) for c in COLS])
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    sticky = hmm.GaussianHMM(n_components=2).fit(X[:, :1])
+    # hmmlearn decodes X as one sequence: row by row, a batch would be taken for one.
+    with pytest.raises(InvalidInputError, match=r"GaussianHMMModel\.from_hmmlearn\(model\)"):
+        predict(df, sticky, input_cols=COLS[:1])
+
+
 def test_null_features_error_or_null(spark):
     X, y = make_data(6, n=60)
     model = LogisticRegression().fit(X, y)
@@ -298,7 +330,7 @@ def test_null_features_error_or_null(spark):
     ):
         run(predict(df, model, input_cols=COLS))
 
-    with pytest.warns(NullFeaturesWarning, match="3 rows have a null feature") as record:
+    with pytest.warns(NullFeaturesWarning, match="3 rows with a null feature") as record:
         out = predict(
             df, model, input_cols=COLS, on_null="null", method=["predict", "predict_proba"]
         )
@@ -422,6 +454,7 @@ def test_transformer_in_pipeline_save_and_load(spark, tmp_path):
     fitted = pipeline.fit(df)
     path = str(tmp_path / "pipeline")
     fitted.write().save(path)
+    fitted.write().overwrite().save(path)  # the Pipeline's own overwrite, Connect too
     loaded = PipelineModel.load(path)
     assert isinstance(loaded.stages[1], ModelTransformer)
     assert loaded.stages[1].getOrDefault("method") == ["predict", "predict_proba"]

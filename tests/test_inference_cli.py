@@ -89,7 +89,7 @@ def test_a_failing_job_leaves_no_output_behind(spark, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     assert main([*argv, "--on-null", "null"]) == 0
     err = capsys.readouterr().err
-    assert "sparklift: warning: 1 rows have a null feature" in err
+    assert "sparklift: warning: 1 row with a null feature" in err
     assert "NullFeaturesWarning" not in err
     assert "scored = predict(" not in err
     got = spark.read.parquet(str(tmp_path / "out")).toPandas()
@@ -290,3 +290,35 @@ def test_ctrl_c_keeps_the_old_output_and_leaves_nothing_beside_it(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["in.parquet", "model.pkl", "out"]
     assert os.listdir(old) == ["part-0.parquet"]
     assert pd.read_parquet(old / "part-0.parquet")["kept"].tolist() == [1.0, 2.0]
+
+
+def test_predict_command_scores_a_grouped_model_folder(spark, tmp_path, capsys):
+    from sklearn.linear_model import LinearRegression
+
+    from sparklift.grouped import fit_per_group
+
+    rng = np.random.default_rng(4)
+    pdf = pd.DataFrame({"g": np.repeat(["p", "q"], 30), "a": rng.normal(size=60)})
+    pdf["y"] = np.where(pdf["g"] == "p", 2.0, -3.0) * pdf["a"] + rng.normal(size=60)
+    folder = str(tmp_path / "grouped")
+    fit_per_group(spark.createDataFrame(pdf), "g", LinearRegression(), ["a"], "y").save(folder)
+    new = pd.DataFrame({"g": ["p", "q", "zz"], "a": [0.5, -1.0, 2.0]})
+    new.to_parquet(tmp_path / "new.parquet")
+    argv = ["predict", "--model", folder, "--input", str(tmp_path / "new.parquet")]
+    assert main([*argv, "--output", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "sparklift: warning: 1 row in groups without a fitted model" in err
+    got = spark.read.parquet(str(tmp_path / "out")).toPandas().set_index("g")
+    for g in ("p", "q"):  # each row with its own group's model, fitted here by hand
+        rows = pdf[pdf["g"] == g]
+        local = LinearRegression().fit(rows[["a"]], rows["y"])
+        assert got.loc[g, "prediction"] == local.predict(new[new["g"] == g][["a"]])[0]
+    assert pd.isna(got.loc["zz", "prediction"])
+    out2 = ["--output", str(tmp_path / "out2")]
+    assert main([*argv, *out2, "--on-unknown", "error"]) == 1
+    assert "--on-unknown null" in capsys.readouterr().err
+    assert main([*argv, *out2, "--input-cols", "a"]) == 1
+    assert "drop --input-cols" in capsys.readouterr().err
+    argv[2] = str(tmp_path)  # a folder that is no GroupedModel
+    assert main([*argv, *out2]) == 1
+    assert "is a folder: --model takes a file" in capsys.readouterr().err

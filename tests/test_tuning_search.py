@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from sparklift.errors import SparkliftError, TaskError
+from sparklift.errors import SparkliftError, TaskError, WorkerError
 from sparklift.tuning import (
     GridSearchCV,
     HalvingGridSearchCV,
@@ -86,6 +86,27 @@ def test_randomized_search_draws_the_same_candidates(spark, capsys):
     assert "21/21" in err
     ref = skms.RandomizedSearchCV(Ridge(), verbose=1, **kwargs).fit(X, y)
     assert_same_results(ours, ref)
+
+
+def test_tqdm_disable_hides_the_bar_and_bad_parameters_start_no_spark(
+    spark, classification, capsys, monkeypatch
+):
+    X, y = classification
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2, verbose=1).fit(X, y)
+    assert "GridSearchCV fits" not in capsys.readouterr().err
+
+    def no_spark(*args, **kwargs):
+        raise AssertionError("a session was asked for before the parameters were checked")
+
+    monkeypatch.setattr("sparklift.session.get_spark", no_spark)
+    for ours, ref in [(GridSearchCV, skms.GridSearchCV), (HalvingGridSearchCV, None)]:
+        with pytest.raises(ValueError, match="'cv' parameter") as got:
+            ours(LogisticRegression(), {"C": [1.0]}, cv=1).fit(X, y)
+        if ref is not None:
+            with pytest.raises(ValueError) as expected:
+                ref(LogisticRegression(), {"C": [1.0]}, cv=1).fit(X, y)
+            assert str(got.value) == str(expected.value)
 
 
 def test_group_splitter_pipeline_and_sample_weight(spark, classification):
@@ -172,6 +193,43 @@ def test_error_score_raise_raises_the_users_exception(spark, classification):
     search = GridSearchCV(FailingClassifier(), {"fail": [True]}, cv=2, error_score="raise")
     with pytest.raises(ArithmeticError, match="this candidate cannot be fitted"):
         search.fit(X, y)
+
+
+class ExitsInFit(FailingClassifier):
+    """Ends its process in fit, as a crash in native code or an out-of-memory kill would."""
+
+    def fit(self, X, y):
+        if self.fail:
+            import os
+
+            os._exit(3)
+        return super().fit(X, y)
+
+
+def test_a_worker_that_dies_is_one_clear_error_and_the_session_goes_on(spark, classification):
+    X, y = classification
+    search = GridSearchCV(ExitsInFit(), {"fail": [False, True]}, cv=2)
+    with pytest.raises(WorkerError, match=r"a Spark Python worker died .* out-of-memory"):
+        search.fit(X, y)
+    search.set_params(param_grid={"fail": [False]}).fit(X, y)  # the next search runs
+    assert search.best_params_ == {"fail": False}
+
+
+def test_workers_without_sparklift_are_one_clear_error():
+    import sys
+
+    from sparklift._spark import translate_errors
+
+    # Spark's wording when a worker's Python lacks the package (a session of the
+    # user's own whose PYSPARK_PYTHON is another interpreter).
+    spark_text = (
+        "An exception was thrown from the Python worker. Please see the stack trace below.\n"
+        "Traceback (most recent call last):\n  ...\nModuleNotFoundError: No module named "
+        "'sparklift'"
+    )
+    with pytest.raises(WorkerError, match=r"cannot import sparklift") as got, translate_errors():
+        raise RuntimeError(spark_text)
+    assert f"PYSPARK_PYTHON={sys.executable}" in str(got.value)
 
 
 class FailsToScore(FailingClassifier):

@@ -113,6 +113,18 @@ def dumps(obj: Any, serializer: str = "skops") -> bytes:
                 "pass serializer='pickle' to store it with pickle (only load such files "
                 "from sources you trust)"
             ) from None
+        # skops stores a function by its importable name; a lambda has none, so
+        # the file would load nowhere. Refuse now, not when someone loads it.
+        if b"<lambda>" in payload:
+            lambdas = [t for t in sio.get_untrusted_types(data=payload) if "<lambda>" in t]
+            if lambdas:
+                raise InvalidInputError(
+                    f"{type(obj).__name__} holds a lambda ({', '.join(lambdas)}): skops stores "
+                    "functions by name, and a lambda cannot be imported, so the saved model "
+                    "would load nowhere. Use a function defined with def in an importable "
+                    "module, or pass serializer='pickle' (only load such files from sources "
+                    "you trust)"
+                )
     else:
         import pickle
 

@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
-from sparklift.errors import TRANSPORTABLE, InvalidInputError, PathExistsError, SparkliftError
+from sparklift.errors import (
+    TRANSPORTABLE,
+    InvalidInputError,
+    PathExistsError,
+    SparkliftError,
+    WorkerError,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -143,10 +149,31 @@ def translate_errors() -> Iterator[None]:
     except SparkliftError:
         raise
     except Exception as exc:
-        carried = decode_error(str(exc))
+        text = str(exc)
+        carried = decode_error(text) or _worker_failure(text)
         if carried is None:
             raise
         raise carried from None
+
+
+def _worker_failure(text: str) -> WorkerError | None:
+    """One clear error for a Python worker that could not run a task at all, else None."""
+    if re.search(r"No module named '?sparklift\b", text):
+        return WorkerError(
+            "Spark's Python workers cannot import sparklift: they run another Python than "
+            f"this process ({sys.executable}). Sessions started by sparklift.get_spark() "
+            "use this one; for a session of your own, set the environment variable "
+            f"PYSPARK_PYTHON={sys.executable} before it starts (on a cluster, install "
+            "sparklift where the executors run)"
+        )
+    if "Python worker exited unexpectedly" in text:
+        return WorkerError(
+            "a Spark Python worker died while running a sparklift task: a crash in native "
+            "code, os._exit or sys.exit in the code it ran, or the operating system "
+            "killing it for lack of memory (an out-of-memory kill shows in the kernel log, "
+            "dmesg). Spark's own message: Python worker exited unexpectedly (crashed)"
+        )
+    return None
 
 
 @contextlib.contextmanager
@@ -156,9 +183,16 @@ def refusing_existing(path: str, how: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        if "PATH_ALREADY_EXISTS" not in str(exc):
+        text = str(exc)
+        if "PATH_ALREADY_EXISTS" in text:
+            raise PathExistsError(f"{path} already exists; {how} to replace it") from None
+        # A file where a folder has to go: Hadoop's ParentNotDirectoryException.
+        found = re.search(r"Parent path is not a directory: (\S+)", text)
+        if found is None:
             raise
-        raise PathExistsError(f"{path} already exists; {how} to replace it") from None
+        raise PathExistsError(
+            f"cannot write {path}: {found.group(1)} is a file, not a folder; choose another path"
+        ) from None
 
 
 def _named(batches: Iterator[pa.RecordBatch], names: list[str] | None) -> Iterator[pa.RecordBatch]:

@@ -57,6 +57,12 @@ class FitFailedError(SparkliftError, ValueError):
         return (type(self), self.args)
 
 
+class WorkerError(SparkliftError, RuntimeError):
+    """Spark's Python workers could not run sparklift's task: they cannot import
+    sparklift (another Python than the driver's), or one died (a crash, an
+    exit, or the operating system killing it for memory)."""
+
+
 class TaskError(SparkliftError, RuntimeError):
     """An exception raised in a Spark task that could not travel back as itself.
 

@@ -576,6 +576,11 @@ def _check_columns(
     label_col: str | None,
     caller: str,
 ) -> list[str]:
+    if not isinstance(group_col, str):
+        raise InvalidInputError(
+            f"group_col must be one column name; got {group_col!r}. Combine several key "
+            "columns into one first, e.g. df.withColumn('group', F.concat_ws('|', *cols))"
+        )
     if isinstance(feature_cols, str):
         raise InvalidInputError(
             f"feature_cols must be a list of column names; got {feature_cols!r}"
@@ -785,10 +790,8 @@ def _to_skops_batches(
             try:
                 converted.append(_serialize.dumps(model, "skops"))
             except InvalidInputError as exc:
-                raise InvalidInputError(
-                    f"cannot save the model of group {key!r} with skops ({exc}); fit with "
-                    "serializer='pickle' to store pickles instead"
-                ) from None
+                # The advice (serializer='pickle') is fit_per_group's argument too.
+                raise InvalidInputError(f"cannot save the model of group {key!r}: {exc}") from None
         index = batch.schema.get_field_index("model")
         yield batch.set_column(index, "model", pa.array(converted, type=pa.binary()))
 
@@ -865,16 +868,6 @@ def _check_shape(out: np.ndarray | None, kind: str, method: str, key: Any, group
     )
 
 
-def _same_path(a: str, b: str) -> bool:
-    """Whether two paths name the same place (local paths normalised, URIs compared as text)."""
-
-    def norm(p: str) -> str:
-        p = p.rstrip("/")
-        return p if "://" in p else os.path.normpath(os.path.abspath(p))
-
-    return norm(a) == norm(b)
-
-
 class GroupedModel:
     """One fitted model per group, as returned by :func:`fit_per_group`.
 
@@ -932,9 +925,6 @@ class GroupedModel:
         # True when fit_per_group made the models in this session: their
         # in-memory pickles are our own, never read from storage.
         self._own_models = False
-        # The path the models are read from (set by load), so that a save over
-        # it reads them before they are deleted.
-        self._source: str | None = None
         self._n_groups: int | None = None
 
     def __repr__(self) -> str:
@@ -1026,6 +1016,19 @@ class GroupedModel:
             raise NotFittedError("no group has a fitted model (every fit failed)")
         return self._loaded
 
+    def _models_in(self, df: DataFrame, models: DataFrame) -> DataFrame:
+        """The rows of ``models`` whose group ``df`` holds (numbers match by value, as in a join)."""
+        return models.join(df.select(col(self.group_col)).distinct(), self.group_col, "left_semi")
+
+    def _keys_in(self, df: DataFrame) -> list[Any]:
+        """The fitted groups ``df`` holds, as :func:`_key_list` keys (a job over ``df``)."""
+        from pyspark.sql import functions as F
+
+        fitted = self.models.where(F.col("model").isNotNull())
+        with translate_errors():
+            table = self._models_in(df, fitted).select(col(self.group_col)).toArrow()
+        return _key_list(table.column(0).combine_chunks())
+
     def _model_bytes(self) -> int:
         from pyspark.sql import functions as F
 
@@ -1068,7 +1071,7 @@ class GroupedModel:
         if not count:
             return
         message = (
-            f"{count} rows belong to groups without a fitted model (unknown or failed, e.g. "
+            f"{count_of(count, 'row')} in groups without a fitted model (unknown or failed, e.g. "
             f"{examples})"
         )
         if on_unknown == "error":
@@ -1131,18 +1134,32 @@ class GroupedModel:
         if strategy == "auto":
             strategy = "broadcast" if self._model_bytes() <= BROADCAST_LIMIT_BYTES else "cogroup"
 
+        asked = [method] if isinstance(method, str) else list(method or ())
+        per_class = any(m in PER_CLASS_METHODS for m in asked)
+        # With a per-class method every group scored must know the same classes;
+        # groups the data does not hold are not scored, so they do not count.
+        check_keys: list[Any] | None = None
         if strategy == "broadcast":
             models = self._all_models()
-            sample_key, sample_model = next(iter(models.items()))
+            sample_key = next(iter(models))
+            check_keys = list(models)
+            if per_class and len({_classes(m) for m in models.values()}) > 1:
+                present = set(self._keys_in(df))
+                check_keys = [k for k in models if k in present] or check_keys
+                sample_key = check_keys[0]
+            sample_model = models[sample_key]
         else:
             from pyspark.sql import functions as F
 
+            fitted = self.models.where(F.col("model").isNotNull())
+            # The data's groups first, so that the classes are one they hold.
+            candidates = [self._models_in(df, fitted), fitted] if per_class else [fitted]
+            row = None
             with translate_errors():
-                row = (
-                    self.models.where(F.col("model").isNotNull())
-                    .select(col(self.group_col), "model")
-                    .first()
-                )
+                for table in candidates:
+                    row = table.select(col(self.group_col), "model").first()
+                    if row is not None:
+                        break
             if row is None:
                 raise NotFittedError("no group has a fitted model (every fit failed)")
             sample_key, sample_model = row[0], self._load(row[1])
@@ -1178,16 +1195,15 @@ class GroupedModel:
             output_col=output_col,
             example_cols=(self.group_col,),
         )
-        per_class = any(m in PER_CLASS_METHODS for m in methods)
         spec = _GroupSpec(
             group_col=self.group_col,
             score=score,
             classes=_classes(sample_model) if per_class else None,
             classes_of=sample_key,
         )
-        if strategy == "broadcast" and spec.classes is not None:
-            for key, model in models.items():  # all here already: refuse before the job
-                _check_classes(model, key, spec)
+        if check_keys is not None and spec.classes is not None:
+            for key in check_keys:  # all here already: refuse before the job
+                _check_classes(models[key], key, spec)
             spec = replace(spec, classes=None)  # checked: the scoring tasks need not again
         if score.as_struct:
             out_type: Any = StructType(
@@ -1252,20 +1268,30 @@ class GroupedModel:
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str, *, overwrite: bool = False) -> None:
-        """Save as ``path/metadata`` (JSON) and ``path/models`` (Parquet).
+        """Save as ``path/models`` (Parquet) and ``path/metadata`` (JSON).
 
         Written with the DataFrame API, so any Spark filesystem (and Connect)
         works. The model bytes are stored as they are (skops unless the models
         were fitted with ``serializer="pickle"``).
+
+        Every model is converted (and, for a loaded model, read) before
+        anything is written or deleted: a model skops cannot store fails the
+        save with ``path`` as it was, and an overwrite of the place the models
+        were loaded from (however it is spelled, and also through a filtered
+        table) cannot delete them before they are read. The metadata is
+        written last.
+
+        Raises
+        ------
+        PathExistsError
+            ``path`` exists (without ``overwrite``), or a file stands where
+            its folders would go.
+        InvalidInputError
+            A model that skops cannot store (name the group; fit with
+            ``serializer="pickle"`` to store pickles).
         """
         spark = self.models.sparkSession
         mode = "overwrite" if overwrite else "error"
-        if overwrite and self._source is not None and _same_path(self._source, path):
-            # The models are read lazily from the files about to be replaced:
-            # Spark would delete them before reading. Hold them in memory first.
-            with translate_errors():
-                self.models = self.models.localCheckpoint(eager=True)
-            self._source = None
         models = self.models
         if self.serializer == "skops":
             convert = functools.partial(
@@ -1276,6 +1302,15 @@ class GroupedModel:
                 paths=_serialize.driver_paths(),
             )
             models = map_partitions(models, convert, models.schema)
+        # Models not made by fit_per_group in this session are read lazily from
+        # storage, maybe from the very files an overwrite deletes (a path has
+        # many spellings, and a table may be filtered or joined): hold them first.
+        from_storage = overwrite and not self._own_models
+        if models is not self.models or from_storage:
+            with translate_errors():
+                models = models.localCheckpoint(eager=True)
+        if from_storage:
+            self.models = models
         metadata = json.dumps(
             {
                 "class": "sparklift.grouped.GroupedModel",
@@ -1288,10 +1323,10 @@ class GroupedModel:
             }
         )
         with refusing_existing(path, "pass overwrite=True"), translate_errors():
+            models.write.mode(mode).parquet(os.path.join(path, "models"))
             spark.createDataFrame([(metadata,)], schema="value string").coalesce(1).write.mode(
                 mode
             ).text(os.path.join(path, "metadata"))
-            models.write.mode(mode).parquet(os.path.join(path, "models"))
 
     @classmethod
     def load(
@@ -1335,7 +1370,16 @@ class GroupedModel:
                 f"{path} has GroupedModel format version {meta.get('format_version')!r}; this "
                 f"version of sparklift reads version {FORMAT_VERSION}"
             )
-        models = spark.read.parquet(os.path.join(path, "models"))
+        try:
+            # .columns makes Spark Connect read the schema now, as Classic does.
+            models = spark.read.parquet(os.path.join(path, "models"))
+            models.columns  # noqa: B018
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ModelFormatError(
+                f"{path} holds a GroupedModel's metadata but its models cannot be read "
+                f"({type(exc).__name__}: {first[:300]}); the save may have been interrupted"
+            ) from None
         loaded = cls(
             models,
             meta["group_col"],
@@ -1346,5 +1390,4 @@ class GroupedModel:
             allow_pickle=allow_pickle,
             as_frame=bool(meta.get("as_frame", False)),  # saved before it existed: a matrix
         )
-        loaded._source = path
         return loaded

@@ -31,6 +31,7 @@ import contextvars
 import dataclasses
 import functools
 import math
+import operator
 import os
 import re
 import threading
@@ -502,6 +503,48 @@ def _model_name(model: Any) -> str:
     return type(model).__name__
 
 
+def _refuse_misplaced(df: Any, model: Any) -> None:
+    """Refuse, with the call that works, data or models :func:`predict` cannot score row by row."""
+    from pyspark.ml import Transformer as SparkTransformer
+
+    if not (hasattr(df, "schema") and hasattr(df, "sparkSession")):
+        raise InvalidInputError(
+            f"df must be a Spark DataFrame; got {type(df).__module__}.{type(df).__name__}. "
+            "Make one with spark.createDataFrame(...), or call the model directly on data "
+            "that is already in this process"
+        )
+    name = _model_name(model)
+    if isinstance(model, type):
+        raise InvalidInputError(
+            f"model is the class {model.__name__}, not a fitted model: fit an instance "
+            f"first (e.g. {model.__name__}().fit(X, y)) and pass that"
+        )
+    if type(model).__module__.split(".")[0] == "hmmlearn":
+        from sparklift import hmm
+
+        convert = (
+            f"Convert it with sparklift.hmm.{name}Model.from_hmmlearn(model) and call "
+            ".transform(df) on a DataFrame with one sequence per row (see docs/hmm.md)"
+            if f"{name}Model" in hmm.__all__
+            else f"sparklift.hmm has no counterpart of {name} yet (see docs/hmm.md)"
+        )
+        raise InvalidInputError(
+            f"{name} is an hmmlearn model, which decodes a whole sequence at a time: scored "
+            "row by row, each batch of rows would be taken as one sequence, and the result "
+            f"would depend on the partitioning. {convert}"
+        )
+    if isinstance(model, SparkTransformer):
+        raise InvalidInputError(
+            f"{name} is a Spark ML stage: call its transform(df) (predict is for "
+            "single-machine models such as scikit-learn's)"
+        )
+    if type(model).__name__ == "GroupedModel" and hasattr(model, "group_col"):
+        raise InvalidInputError(
+            "model is a GroupedModel: call its predict(df), which scores each row with the "
+            "model of its own group"
+        )
+
+
 def _check_methods(model: Any, method: str | Sequence[str]) -> tuple[str, ...]:
     methods = (method,) if isinstance(method, str) else tuple(method)
     if not methods:
@@ -616,6 +659,12 @@ def _resolve_inputs(
         input_cols = [str(n) for n in names]
     if isinstance(input_cols, str):
         raise InvalidInputError(f"input_cols must be a list of column names; got {input_cols!r}")
+    names = [features_col] if input_cols is None else list(input_cols)
+    others = [c for c in names if not isinstance(c, str)]
+    if others:
+        raise InvalidInputError(
+            f"columns must be given by name (strings); got {type(others[0]).__name__} {others[0]!r}"
+        )
     columns = set(df.columns)
     wanted = list(input_cols) if input_cols is not None else [features_col]
     missing = [c for c in wanted if c not in columns]
@@ -675,7 +724,9 @@ def _zeros(n_features: int, names: tuple[str, ...] | None) -> Any:
 
 
 def _first_rows(df: DataFrame, cols: list[str], names: tuple[str, ...] | None) -> Any:
-    rows = df.select(*map(col, cols)).dropna().limit(2).collect()
+    # Not dropna(): it resolves the names again, unquoted ('a.b' as field b of a).
+    complete = functools.reduce(operator.and_, [col(c).isNotNull() for c in cols])
+    rows = df.select(*map(col, cols)).where(complete).limit(2).collect()
     if not rows:
         raise InvalidInputError("the DataFrame has no row without nulls to sample from")
     if len(cols) == 1 and isinstance(rows[0][0], list | tuple):
@@ -710,7 +761,7 @@ def _warn_null_rows(
     if count:
         warnings.warn(
             NullFeaturesWarning(
-                f"{count} rows have a null feature; their '{output_col}' is null", count
+                f"{count_of(count, 'row')} with a null feature: their '{output_col}' is null", count
             ),
             stacklevel=3,
         )
@@ -786,6 +837,7 @@ def predict(
     """
     from pyspark.sql.types import StructField, StructType
 
+    _refuse_misplaced(df, model)
     methods = _check_methods(model, method)
     if on_null not in ON_NULL:
         raise InvalidInputError(f"on_null must be one of {list(ON_NULL)}; got {on_null!r}")

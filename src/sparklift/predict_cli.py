@@ -1,9 +1,10 @@
 """``sparklift predict``: a saved model + a Parquet dataset -> Parquet with predictions.
 
 The model file is written by :func:`sparklift.inference.save_model` (skops by
-default; a pickle file needs ``--allow-pickle``). Scoring is
-:func:`sparklift.inference.predict`, so every input column is kept and one
-output column is added.
+default; a pickle file needs ``--allow-pickle``), or the model is a folder
+written by :meth:`sparklift.grouped.GroupedModel.save`. Scoring is
+:func:`sparklift.inference.predict` (or ``GroupedModel.predict``), so every
+input column is kept and one output column is added.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ def _split(value: str | None) -> list[str] | None:
 #: Library wording -> the command line's spelling of the same option.
 _CLI_WORDS = (
     ("on_null='null'", "--on-null null"),
+    ("on_unknown='null'", "--on-unknown null"),
     ("give input_cols (", "give --input-cols ("),
     ("give either input_cols or features_col", "give either --input-cols or --features-col"),
     (" or features_col (", " or --features-col ("),
+    ("column in features_col)", "column in --features-col)"),
 )
 
 
@@ -37,6 +40,24 @@ def _cli_words(message: str) -> str:
     return message
 
 
+def _grouped_model_folder(path: str) -> bool:
+    """Whether ``--model`` names a folder written by ``GroupedModel.save`` (else a model file)."""
+    import os
+
+    from sparklift.cli import local_path
+    from sparklift.errors import ModelFormatError
+
+    local = local_path(path)
+    if local is None or not os.path.isdir(local):
+        return False
+    if os.path.isdir(os.path.join(local, "metadata")):
+        return True
+    raise ModelFormatError(
+        f"{path} is a folder: --model takes a file written by "
+        "sparklift.inference.save_model, or a folder written by GroupedModel.save"
+    )
+
+
 def _predict(args: argparse.Namespace) -> int:
     from sparklift._spark import translate_errors
     from sparklift.cli import CommandSession, refuse_existing_output, write_parquet_output
@@ -45,10 +66,22 @@ def _predict(args: argparse.Namespace) -> int:
 
     # What can be checked without Spark is checked before a session starts.
     refuse_existing_output(args.output, args.overwrite)
-    model = load_model(args.model, trusted=args.trust or (), allow_pickle=args.allow_pickle)
+    grouped = _grouped_model_folder(args.model)
+    if grouped and (args.input_cols or args.features_col):
+        raise InvalidInputError(
+            f"{args.model} is a GroupedModel, which scores the feature columns it was "
+            "fitted on: drop --input-cols/--features-col"
+        )
+    if not grouped and args.on_unknown is not None:
+        raise InvalidInputError("--on-unknown applies to a GroupedModel folder only")
+    model = (
+        None
+        if grouped
+        else load_model(args.model, trusted=args.trust or (), allow_pickle=args.allow_pickle)
+    )
     input_cols = _split(args.input_cols)
     no_names = getattr(model, "feature_names_in_", None) is None
-    if input_cols is None and args.features_col is None and no_names:
+    if not grouped and input_cols is None and args.features_col is None and no_names:
         raise InvalidInputError(
             f"{args.model} holds a model fitted without column names (no "
             "feature_names_in_): give --input-cols (comma-separated numeric columns, in "
@@ -60,16 +93,33 @@ def _predict(args: argparse.Namespace) -> int:
             df = spark.read.parquet(args.input)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            method = methods[0] if len(methods) == 1 else methods
             try:
-                scored = predict(
-                    df,
-                    model,
-                    input_cols=input_cols,
-                    features_col=args.features_col,
-                    output_col=args.output_col,
-                    method=methods[0] if len(methods) == 1 else methods,
-                    on_null=args.on_null,
-                )
+                if grouped:
+                    from sparklift.grouped import GroupedModel
+
+                    scored = GroupedModel.load(
+                        args.model,
+                        spark=spark,
+                        trusted=args.trust or (),
+                        allow_pickle=args.allow_pickle,
+                    ).predict(
+                        df,
+                        output_col=args.output_col,
+                        method=method,
+                        on_null=args.on_null,
+                        on_unknown=args.on_unknown or "null",
+                    )
+                else:
+                    scored = predict(
+                        df,
+                        model,
+                        input_cols=input_cols,
+                        features_col=args.features_col,
+                        output_col=args.output_col,
+                        method=method,
+                        on_null=args.on_null,
+                    )
             except InvalidInputError as exc:
                 if _cli_words(str(exc)) == str(exc):
                     raise
@@ -90,10 +140,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict",
         help="score a saved model over a Parquet dataset",
-        description="Score a model saved with sparklift.inference.save_model over a Parquet "
-        "dataset and write the rows with an added prediction column as Parquet.",
+        description="Score a model saved with sparklift.inference.save_model (or a "
+        "GroupedModel folder) over a Parquet dataset and write the rows with an added "
+        "prediction column as Parquet.",
     )
-    parser.add_argument("--model", required=True, help="model file (save_model output)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="model file (save_model output), or a folder written by GroupedModel.save "
+        "(each row scored with its group's model)",
+    )
     parser.add_argument("--input", required=True, help="input Parquet path")
     parser.add_argument("--output", required=True, help="output Parquet path")
     inputs = parser.add_mutually_exclusive_group()
@@ -114,6 +170,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["error", "null"],
         default="error",
         help="rows with a null feature: fail (default) or predict null",
+    )
+    parser.add_argument(
+        "--on-unknown",
+        choices=["null", "error"],
+        default=None,
+        help="GroupedModel only: rows whose group has no model get a null output and are "
+        "counted (default), or fail the run",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument(

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from sparklift.cli import EXCEPTION_LINE, add_spark_options
-from sparklift.errors import InvalidInputError, SparkliftError
+from sparklift.errors import InvalidInputError, SparkliftError, count_of
 
 
 def _error_score(text: str) -> float | str:
@@ -242,7 +242,7 @@ def _tune(args: argparse.Namespace) -> int:
     if bad.any():
         column = data.columns[data.isna().any()].tolist()[0]
         raise InvalidInputError(
-            f"column {column!r} has missing values: {int(bad.sum())} rows with nulls, for "
+            f"column {column!r} has missing values: {count_of(int(bad.sum()), 'row')} with nulls, for "
             f"example row {int(np.flatnonzero(bad.to_numpy())[0])}. Drop or impute them first."
         )
     _check_features(data, features)

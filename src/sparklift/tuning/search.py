@@ -45,6 +45,7 @@ cross-validation) runs its fits there.
 from __future__ import annotations
 
 import contextvars
+import os
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -185,13 +186,20 @@ def _without_unused_caller(kwargs: dict) -> dict:
     return {**kwargs, "caller": None}
 
 
+def _bar_disabled(verbose: int) -> bool | None:
+    """tqdm's ``disable``: off with ``TQDM_DISABLE`` set, on with ``verbose > 0``, else only on a terminal.
+
+    Passing ``disable`` at all overrides tqdm's own reading of the variable.
+    """
+    if os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no"):
+        return True
+    return None if verbose <= 0 else False
+
+
 class _SparkDispatcher:
     """Stands in for joblib's ``Parallel`` inside a sparklift search's ``fit``."""
 
     def __init__(self, label: str, verbose: int) -> None:
-        from sparklift.session import get_spark
-
-        self.spark = get_spark()
         self.label = label
         self.verbose = verbose
         self.transfer = SparkTransfer()
@@ -215,15 +223,20 @@ class _SparkDispatcher:
         ]
         if not calls:
             return []
+        from sparklift.session import get_spark
+
+        # Only now: scikit-learn has checked the search's parameters by the
+        # time it dispatches fits, so a typo costs no Spark start.
+        spark = get_spark()
         packed = pack_calls(calls)
         bar = tqdm(
             total=len(calls),
             desc=f"{self.label} fits",
             unit="fit",
-            disable=None if self.verbose <= 0 else False,  # None: only on a terminal
+            disable=_bar_disabled(self.verbose),
         )
         try:
-            results, stats = run_packed(self.spark, packed, progress=bar)
+            results, stats = run_packed(spark, packed, progress=bar)
         finally:
             bar.close()
         t = self.transfer
