@@ -817,3 +817,19 @@ def test_per_class_outputs_need_the_same_classes_only_in_the_groups_scored(spark
 
     with pytest.raises(InvalidInputError, match=r"a GroupedModel: call its predict\(df\)"):
         predict(df, model, input_cols=["a"])
+
+
+def test_the_fit_warning_quotes_first_lines_and_failed_groups_keeps_the_whole(spark):
+    from pyspark.sql import functions as F
+
+    df = spark.createDataFrame(make_groups(2, n_per_group=10))
+    # NaN (not null) in group a: scikit-learn explains NaN in a paragraph.
+    df = df.withColumn(
+        "x0", F.when(F.col("store") == "a", F.lit(float("nan"))).otherwise(F.col("x0"))
+    )
+    with pytest.warns(GroupFitWarning) as record:
+        grouped = fit_per_group(df, "store", LinearRegression(), FEATURES, "y")
+    message = str(record[0].message)
+    assert "'a': ValueError: Input X contains NaN." in message
+    assert "\n" not in message
+    assert "\n" in grouped.failed_groups()["error"][0]

@@ -502,7 +502,12 @@ def fit_per_group(
     result._n_groups = int(n_groups)
     if n_failed:
         failed = result.failed_groups()
-        examples = "; ".join(f"{k!r}: {e}" for k, e in failed.head(3).itertuples(index=False))
+        # First lines only: scikit-learn's messages run to paragraphs; the
+        # whole of each is in failed_groups().
+        examples = "; ".join(
+            f"{k!r}: {str(e).strip().splitlines()[0] if str(e).strip() else e}"
+            for k, e in failed.head(3).itertuples(index=False)
+        )
         if n_failed == n_groups:
             error = FitFailedError(
                 f"all {result.n_groups} groups failed to fit, so there is no model to use "
