@@ -108,6 +108,9 @@ def test_fit_predict_save_load_equal_local_models(spark, tmp_path):
     grouped.save(path)
     with pytest.raises(PathExistsError, match=r"grouped already exists; pass overwrite=True"):
         grouped.save(path)
+    with pytest.raises(PathExistsError):
+        grouped.write().save(path)
+    grouped.write().overwrite().save(path)  # pyspark.ml's spelling
     loaded = GroupedModel.load(path, spark=spark)
     assert (loaded.group_col, loaded.feature_cols, loaded.label_col) == ("store", FEATURES, "y")
     again = collect(loaded.predict(spark.createDataFrame(pdf)))

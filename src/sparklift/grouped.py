@@ -1272,6 +1272,10 @@ class GroupedModel:
 
     # ------------------------------------------------------------------ persistence
 
+    def write(self) -> _GroupedModelWriter:
+        """pyspark.ml's spelling of :meth:`save`: ``model.write().overwrite().save(path)``."""
+        return _GroupedModelWriter(self)
+
     def save(self, path: str, *, overwrite: bool = False) -> None:
         """Save as ``path/models`` (Parquet) and ``path/metadata`` (JSON).
 
@@ -1396,3 +1400,20 @@ class GroupedModel:
             as_frame=bool(meta.get("as_frame", False)),  # saved before it existed: a matrix
         )
         return loaded
+
+
+class _GroupedModelWriter:
+    """What :meth:`GroupedModel.write` returns: ``overwrite()``, then ``save(path)``."""
+
+    def __init__(self, model: GroupedModel) -> None:
+        self._model = model
+        self._overwrite = False
+
+    def overwrite(self) -> _GroupedModelWriter:
+        """Replace an existing save at the path (see :meth:`GroupedModel.save`)."""
+        self._overwrite = True
+        return self
+
+    def save(self, path: str) -> None:
+        """:meth:`GroupedModel.save` with the overwrite asked for."""
+        self._model.save(path, overwrite=self._overwrite)
