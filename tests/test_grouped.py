@@ -361,6 +361,8 @@ def _stream(table, sizes, **spec_args):
         start += size
     assert start == table.num_rows
     out = pa.Table.from_batches(list(_fit_sorted_groups(iter(batches), spec)), spec.schema)
+    if spec_args.get("rows"):
+        return {r["store"]: r for r in out.to_pylist()}
     return {
         r["store"]: (_serialize.loads(r["model"], allow_pickle=True), r["n_rows"])
         for r in out.to_pylist()
@@ -836,3 +838,20 @@ def test_the_fit_warning_quotes_first_lines_and_failed_groups_keeps_the_whole(sp
     assert "'a': ValueError: Input X contains NaN." in message
     assert "\n" not in message
     assert "\n" in grouped.failed_groups()["error"][0]
+
+
+def test_an_undefined_training_score_is_nan_without_a_worker_warning():
+    """R² of a one-row group: NaN in train_score, and no warning on the executor's stderr."""
+    import pyarrow as pa
+
+    pdf = make_groups(4, n_per_group=10)
+    pdf = pdf[(pdf.store != "a") | (pdf.index == pdf.index[pdf.store == "a"][0])]  # 'a': 1 row
+    table = pa.Table.from_pandas(pdf[["store", *FEATURES, "y"]], preserve_index=False)
+    table = table.combine_chunks()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = _stream(table, [table.num_rows], rows=True)  # the worker's loop, in this process
+    assert rows["a"]["n_rows"] == 1 and rows["a"]["error"] is None
+    assert np.isnan(rows["a"]["train_score"])
+    assert all(np.isfinite(rows[g]["train_score"]) for g in "bcd")
+    assert [str(w.message) for w in caught] == []

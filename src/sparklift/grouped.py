@@ -177,7 +177,11 @@ def _fit_one(table: pa.Table, spec: _FitSpec) -> tuple[Any, ...]:
         seconds = time.perf_counter() - start
         if callable(getattr(model, "score", None)):
             try:
-                score = float(model.score(*args))
+                # An undefined score (R² of one row) is NaN in train_score; the
+                # warning would only reach the executor's stderr.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    score = float(model.score(*args))
             except Exception:  # a score is a bonus; the model stands without it
                 score = math.nan
         # Pickled while in memory (between our own processes, as Spark ships any
