@@ -851,7 +851,8 @@ def test_an_undefined_training_score_is_nan_without_a_worker_warning():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rows = _stream(table, [table.num_rows], rows=True)  # the worker's loop, in this process
-    assert rows["a"]["n_rows"] == 1 and rows["a"]["error"] is None
+    assert rows["a"]["n_rows"] == 1
+    assert rows["a"]["error"] is None
     assert np.isnan(rows["a"]["train_score"])
     assert all(np.isfinite(rows[g]["train_score"]) for g in "bcd")
     assert [str(w.message) for w in caught] == []
