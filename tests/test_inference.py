@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -315,6 +316,8 @@ def test_what_cannot_be_scored_row_by_row_is_refused_with_the_call_that_works(sp
 
 
 def test_null_features_error_or_null(spark):
+    from pyspark.sql import functions as F
+
     X, y = make_data(6, n=60)
     model = LogisticRegression().fit(X, y)
     x2 = X[:, 2].copy().astype(object)
@@ -327,8 +330,12 @@ def test_null_features_error_or_null(spark):
 
     with pytest.raises(
         InvalidInputError, match=r"'x2' has null values in 3 rows .*row 5 .*x2=None"
-    ):
+    ) as refused:
         run(predict(df, model, input_cols=COLS))
+    # The message's own query finds the rows, which the batch's row number cannot.
+    query = re.search(r"(df\.where\(.*\)) lists them all", str(refused.value)).group(1)
+    listed = eval(query, {"df": df, "F": F})  # our own message's code
+    assert sorted(r["id"] for r in listed.collect()) == bad
 
     with pytest.warns(NullFeaturesWarning, match="3 rows with a null feature") as record:
         out = predict(

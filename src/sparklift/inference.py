@@ -243,11 +243,13 @@ def _columns_matrix(
                 count = arr.null_count + _count_rest(
                     rest, functools.partial(_column_nulls, name=name)
                 )
+                quoted = name if re.fullmatch(r"\w+", name) else "`" + name.replace("`", "``") + "`"
                 raise InvalidInputError(
                     f"Feature column '{name}' has null values in {count_of(count, 'row')} of one "
                     f"partition (the first at {_example(batch, first, spec)}). Drop or fill "
                     f"them first (df.na.drop(subset=[...]) or df.na.fill(...)), or pass "
-                    f"on_null='null' to give those rows a null prediction."
+                    f"on_null='null' to give those rows a null prediction. "
+                    f"df.where(F.col({quoted!r}).isNull()) lists them all."
                 )
             col_mask = arr.is_null().to_numpy(zero_copy_only=False)
             mask = col_mask if mask is None else (mask | col_mask)
