@@ -143,6 +143,7 @@ def test_vector_column_read_back_from_parquet(spark, tmp_path):
 
 def test_column_names_with_dots_and_spaces(spark):
     from pyspark.ml.feature import VectorAssembler
+    from pyspark.sql import functions as F
 
     X, y = make_data(5)
     model = LogisticRegression().fit(X, y)
@@ -173,6 +174,16 @@ def test_column_names_with_dots_and_spaces(spark):
     with np.errstate(divide="raise"):
         got = scored_pandas(predict(frame(spark, shifted).toDF("id", *names), logged, names))
     np.testing.assert_array_equal(got["prediction"].to_numpy(), logged.predict(shifted))
+    # Rows holding NaN are not sampled: a NaN is the model's own error, in the job.
+    nan_df = (
+        spark.createDataFrame(pd.DataFrame(shifted, columns=names).assign(id=np.arange(len(X))))
+        .coalesce(1)
+        .withColumn("x 1", F.when(F.col("id") == 0, float("nan")).otherwise(F.col("`x 1`")))
+    )
+    with np.errstate(divide="raise"):
+        scored = predict(nan_df, logged, names)
+    with pytest.raises(InvalidInputError, match=r"refused NaN or infinite features.*'x 1' = nan"):
+        run(scored)
 
 
 def test_decimal_columns_are_converted_as_python_converts_them(spark):
@@ -310,9 +321,31 @@ def test_what_cannot_be_scored_row_by_row_is_refused_with_the_call_that_works(sp
         predict(df, model, input_cols=[F.col(c) for c in COLS])
     hmm = pytest.importorskip("hmmlearn.hmm")
     sticky = hmm.GaussianHMM(n_components=2).fit(X[:, :1])
+
+    class Mine(hmm.GaussianHMM):
+        pass
+
     # hmmlearn decodes X as one sequence: row by row, a batch would be taken for one.
-    with pytest.raises(InvalidInputError, match=r"GaussianHMMModel\.from_hmmlearn\(model\)"):
-        predict(df, sticky, input_cols=COLS[:1])
+    for hidden in (sticky, Mine(n_components=2), make_pipeline(StandardScaler(), sticky)):
+        with pytest.raises(InvalidInputError, match=r"GaussianHMMModel\.from_hmmlearn\(model"):
+            predict(df, hidden, input_cols=COLS[:1])
+
+
+def test_functions_skops_cannot_find_by_name_are_refused_at_save(tmp_path):
+    X, y = make_data(7, n=40)
+
+    def doubled(X):  # defined inside a function: skops would store '...doubled' by name
+        return X * 2.0
+
+    model = make_pipeline(FunctionTransformer(doubled), LinearRegression()).fit(X, y)
+    with pytest.raises(
+        InvalidInputError, match=r"holds [\w.]*<locals>\.doubled, which skops cannot store"
+    ):
+        save_model(model, str(tmp_path / "m.skops"))
+    assert not (tmp_path / "m.skops").exists()
+    save_model(model, str(tmp_path / "m.pkl"), serializer="pickle")  # by value
+    loaded = load_model(str(tmp_path / "m.pkl"), allow_pickle=True)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 
 def test_null_features_error_or_null(spark):

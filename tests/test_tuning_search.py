@@ -215,6 +215,26 @@ def test_a_worker_that_dies_is_one_clear_error_and_the_session_goes_on(spark, cl
     assert search.best_params_ == {"fail": False}
 
 
+def test_a_crashed_workers_own_lines_are_kept_and_the_java_frames_dropped():
+    from sparklift._spark import translate_errors
+
+    spark_text = (
+        "Job aborted due to stage failure: ... org.apache.spark.SparkException: Python worker "
+        "exited unexpectedly (crashed): Fatal Python error: Segmentation fault\n\nCurrent "
+        'thread 0x00007f (most recent call first):\n  File "/work/model.py", line 13 in '
+        "predict\n\tat org.apache.spark.api.python.BasePythonRunner$ReaderIterator."
+        "read(PythonRunner.scala:612)\n\tat scala.collection.Iterator.foreach(Iterator.scala:943)"
+    )
+    with pytest.raises(WorkerError) as got, translate_errors():
+        raise RuntimeError(spark_text)
+    message = str(got.value)
+    assert message.endswith(
+        "(crashed)\n Fatal Python error: Segmentation fault\nCurrent thread 0x00007f (most "
+        'recent call first):\n  File "/work/model.py", line 13 in predict'
+    )
+    assert "scala" not in message
+
+
 def test_workers_without_sparklift_are_one_clear_error():
     import sys
 

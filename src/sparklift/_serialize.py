@@ -24,6 +24,7 @@ of offending types.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -77,6 +78,42 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
+class _Discard(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+def _unimportable(obj: Any) -> list[str]:
+    """Functions and classes in ``obj`` that no import can find by name (lambdas, locals).
+
+    A pickling pass that writes nothing visits every object the model holds
+    (``reducer_override`` sees each function and class); what cannot be walked
+    this way ends the search with what was found.
+    """
+    import pickle
+    import types
+
+    found: list[str] = []
+
+    class Finder(pickle.Pickler):
+        def reducer_override(self, o: Any) -> Any:
+            if isinstance(o, types.FunctionType | type):
+                name = getattr(o, "__qualname__", "")
+                if "<lambda>" in name or "<locals>" in name:
+                    if f"{o.__module__}.{name}" not in found:
+                        found.append(f"{o.__module__}.{name}")
+                    return (str, ("",))
+            return NotImplemented
+
+    # An object plain pickle refuses ends the walk: skops may still manage it.
+    with contextlib.suppress(Exception):
+        Finder(_Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return found
+
+
 def dumps(obj: Any, serializer: str = "skops") -> bytes:
     """Serialise a fitted model for storage.
 
@@ -113,18 +150,19 @@ def dumps(obj: Any, serializer: str = "skops") -> bytes:
                 "pass serializer='pickle' to store it with pickle (only load such files "
                 "from sources you trust)"
             ) from None
-        # skops stores a function by its importable name; a lambda has none, so
-        # the file would load nowhere. Refuse now, not when someone loads it.
-        if b"<lambda>" in payload:
-            lambdas = [t for t in sio.get_untrusted_types(data=payload) if "<lambda>" in t]
-            if lambdas:
-                raise InvalidInputError(
-                    f"{type(obj).__name__} holds a lambda ({', '.join(lambdas)}): skops stores "
-                    "functions by name, and a lambda cannot be imported, so the saved model "
-                    "would load nowhere. Use a function defined with def in an importable "
-                    "module, or pass serializer='pickle' (only load such files from sources "
-                    "you trust)"
-                )
+        # skops stores a function or class by module and bare name: a lambda,
+        # or one defined inside a function, would load nowhere, or load another
+        # object of the same name. Refuse now, not when someone loads it.
+        local = _unimportable(obj)
+        if local:
+            raise InvalidInputError(
+                f"{type(obj).__name__} holds {', '.join(local[:3])}, which skops cannot "
+                "store: it stores functions and classes by module and name, and a lambda "
+                "or anything defined inside a function cannot be imported by that name "
+                "(the file would load nowhere, or load another object of the same name). "
+                "Define it with def or class at the top of an importable module, or pass "
+                "serializer='pickle' (only load such files from sources you trust)"
+            )
     else:
         import pickle
 

@@ -166,14 +166,24 @@ def _worker_failure(text: str) -> WorkerError | None:
             f"PYSPARK_PYTHON={sys.executable} before it starts (on a cluster, install "
             "sparklift where the executors run)"
         )
-    if "Python worker exited unexpectedly" in text:
-        return WorkerError(
-            "a Spark Python worker died while running a sparklift task: a crash in native "
-            "code, os._exit or sys.exit in the code it ran, or the operating system "
-            "killing it for lack of memory (an out-of-memory kill shows in the kernel log, "
-            "dmesg). Spark's own message: Python worker exited unexpectedly (crashed)"
-        )
-    return None
+    found = re.search(r"Python worker exited unexpectedly \(crashed\)[:.]?(.*)", text, re.S)
+    if found is None:
+        return None
+    # What Spark says after it (a faulthandler traceback of the crash, or
+    # advice to turn one on), up to its own Java frames.
+    said: list[str] = []
+    for line in found.group(1).splitlines():
+        if re.match(r"\s*(at [\w$.]+\(|Caused by:|Driver stacktrace:)", line):
+            break
+        if line.strip():
+            said.append(line.rstrip())
+    detail = ("\n" + "\n".join(said[:20])) if said else ""
+    return WorkerError(
+        "a Spark Python worker died while running a sparklift task: a crash in native "
+        "code, os._exit or sys.exit in the code it ran, or the operating system killing "
+        "it for lack of memory (an out-of-memory kill shows in the kernel log, dmesg). "
+        f"Spark's message: Python worker exited unexpectedly (crashed){detail}"
+    )
 
 
 @contextlib.contextmanager

@@ -799,8 +799,12 @@ def _to_skops_batches(
             try:
                 converted.append(_serialize.dumps(model, "skops"))
             except InvalidInputError as exc:
-                # The advice (serializer='pickle') is fit_per_group's argument too.
-                raise InvalidInputError(f"cannot save the model of group {key!r}: {exc}") from None
+                advice = str(exc).replace(
+                    "pass serializer='pickle'", "fit with fit_per_group(..., serializer='pickle')"
+                )
+                raise InvalidInputError(
+                    f"cannot save the model of group {key!r}: {advice}"
+                ) from None
         index = batch.schema.get_field_index("model")
         yield batch.set_column(index, "model", pa.array(converted, type=pa.binary()))
 
@@ -1154,8 +1158,8 @@ class GroupedModel:
             check_keys = list(models)
             if per_class and len({_classes(m) for m in models.values()}) > 1:
                 present = set(self._keys_in(df))
-                check_keys = [k for k in models if k in present] or check_keys
-                sample_key = check_keys[0]
+                check_keys = [k for k in models if k in present]
+                sample_key = check_keys[0] if check_keys else sample_key
             sample_model = models[sample_key]
         else:
             from pyspark.sql import functions as F
@@ -1323,23 +1327,36 @@ class GroupedModel:
             with translate_errors():
                 models = models.localCheckpoint(eager=True)
         if from_storage:
-            self.models = models
-        metadata = json.dumps(
-            {
-                "class": "sparklift.grouped.GroupedModel",
-                "format_version": FORMAT_VERSION,
-                "group_col": self.group_col,
-                "feature_cols": self.feature_cols,
-                "label_col": self.label_col,
-                "serializer": self.serializer,
-                "as_frame": self.as_frame,
-            }
-        )
-        with refusing_existing(path, "pass overwrite=True"), translate_errors():
-            models.write.mode(mode).parquet(os.path.join(path, "models"))
-            spark.createDataFrame([(metadata,)], schema="value string").coalesce(1).write.mode(
+            self.models = models  # this object stays usable if the write fails
+        settings = {
+            "class": "sparklift.grouped.GroupedModel",
+            "format_version": FORMAT_VERSION,
+            "group_col": self.group_col,
+            "feature_cols": self.feature_cols,
+            "label_col": self.label_col,
+            "serializer": self.serializer,
+            "as_frame": self.as_frame,
+        }
+
+        def write_metadata(**extra: Any) -> None:
+            text = json.dumps({**settings, **extra})
+            spark.createDataFrame([(text,)], schema="value string").coalesce(1).write.mode(
                 mode
             ).text(os.path.join(path, "metadata"))
+
+        models_path = os.path.join(path, "models")
+        with refusing_existing(path, "pass overwrite=True"), translate_errors():
+            if overwrite:
+                # Spark's overwrite deletes the old models before writing the new
+                # ones: until the metadata is rewritten last, a load of a save
+                # cut short says so instead of pairing old metadata and new models.
+                write_metadata(complete=False)
+            models.write.mode(mode).parquet(models_path)
+            write_metadata()
+        if from_storage:
+            # The same models, now read from files that stay (the checkpoint
+            # lives only as long as the executors that hold it).
+            self.models = spark.read.parquet(models_path)
 
     @classmethod
     def load(
@@ -1378,6 +1395,11 @@ class GroupedModel:
             ) from None
         if not isinstance(meta, dict) or meta.get("class") != "sparklift.grouped.GroupedModel":
             raise ModelFormatError(f"{path} is not a saved GroupedModel")
+        if meta.get("complete") is False:
+            raise ModelFormatError(
+                f"{path} holds a GroupedModel save that did not finish (an overwrite cut "
+                "short): its models may be incomplete; save the model again"
+            )
         if meta.get("format_version") != FORMAT_VERSION:
             raise ModelFormatError(
                 f"{path} has GroupedModel format version {meta.get('format_version')!r}; this "

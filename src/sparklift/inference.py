@@ -64,6 +64,7 @@ from sparklift._spark import (
     has_udt,
     map_columns,
     map_partitions,
+    null_or_nan,
     refuse_clashing_column,
 )
 from sparklift.errors import (
@@ -505,6 +506,19 @@ def _model_name(model: Any) -> str:
     return type(model).__name__
 
 
+def _hmmlearn_class(model: Any) -> type | None:
+    """The hmmlearn class ``model`` is (or derives from), or its Pipeline's last step; else None.
+
+    The first hmmlearn class in the MRO: ``GaussianHMM`` for a user's subclass of it.
+    """
+    final = getattr(model, "_final_estimator", None)  # scikit-learn's Pipeline
+    for candidate in (model, final):
+        for cls in type(candidate).__mro__ if candidate is not None else ():
+            if cls.__module__.split(".")[0] == "hmmlearn":
+                return cls
+    return None
+
+
 def _refuse_misplaced(df: Any, model: Any) -> None:
     """Refuse, with the call that works, data or models :func:`predict` cannot score row by row."""
     from pyspark.ml import Transformer as SparkTransformer
@@ -521,19 +535,21 @@ def _refuse_misplaced(df: Any, model: Any) -> None:
             f"model is the class {model.__name__}, not a fitted model: fit an instance "
             f"first (e.g. {model.__name__}().fit(X, y)) and pass that"
         )
-    if type(model).__module__.split(".")[0] == "hmmlearn":
+    hmmlearn = _hmmlearn_class(model)
+    if hmmlearn is not None:
         from sparklift import hmm
 
+        family = hmmlearn.__name__
         convert = (
-            f"Convert it with sparklift.hmm.{name}Model.from_hmmlearn(model) and call "
+            f"Convert it with sparklift.hmm.{family}Model.from_hmmlearn(model) and call "
             ".transform(df) on a DataFrame with one sequence per row (see docs/hmm.md)"
-            if f"{name}Model" in hmm.__all__
-            else f"sparklift.hmm has no counterpart of {name} yet (see docs/hmm.md)"
+            if f"{family}Model" in hmm.__all__
+            else f"sparklift.hmm has no counterpart of {family} yet (see docs/hmm.md)"
         )
         raise InvalidInputError(
-            f"{name} is an hmmlearn model, which decodes a whole sequence at a time: scored "
-            "row by row, each batch of rows would be taken as one sequence, and the result "
-            f"would depend on the partitioning. {convert}"
+            f"{name} is or ends in an hmmlearn {family}, which decodes a whole sequence at a "
+            "time: scored row by row, each batch of rows would be taken as one sequence, and "
+            f"the result would depend on the partitioning. {convert}"
         )
     if isinstance(model, SparkTransformer):
         raise InvalidInputError(
@@ -726,9 +742,10 @@ def _zeros(n_features: int, names: tuple[str, ...] | None) -> Any:
 
 
 def _first_rows(df: DataFrame, cols: list[str], names: tuple[str, ...] | None) -> Any:
-    # Not dropna(): it resolves the names again, unquoted ('a.b' as field b of a).
-    complete = functools.reduce(operator.and_, [col(c).isNotNull() for c in cols])
-    rows = df.select(*map(col, cols)).where(complete).limit(2).collect()
+    # Rows without null or NaN (as dropna(), which would resolve the names again,
+    # unquoted: 'a.b' as field b of a): a NaN is the model's own error to give.
+    missing = functools.reduce(operator.or_, [null_or_nan(df, c) for c in cols])
+    rows = df.select(*map(col, cols)).where(~missing).limit(2).collect()
     if not rows:
         raise InvalidInputError("the DataFrame has no row without nulls to sample from")
     if len(cols) == 1 and isinstance(rows[0][0], list | tuple):

@@ -48,7 +48,9 @@ def _grouped_model_folder(path: str) -> bool:
     from sparklift.errors import ModelFormatError
 
     local = local_path(path)
-    if local is None or not os.path.isdir(local):
+    if local is None:
+        return True  # on a Spark file system (hdfs://, s3a://): only a folder can be read there
+    if not os.path.isdir(local):
         return False
     if os.path.isdir(os.path.join(local, "metadata")):
         return True
@@ -60,7 +62,12 @@ def _grouped_model_folder(path: str) -> bool:
 
 def _predict(args: argparse.Namespace) -> int:
     from sparklift._spark import translate_errors
-    from sparklift.cli import CommandSession, refuse_existing_output, write_parquet_output
+    from sparklift.cli import (
+        CommandSession,
+        local_path,
+        refuse_existing_output,
+        write_parquet_output,
+    )
     from sparklift.errors import InvalidInputError
     from sparklift.inference import load_model, predict
 
@@ -96,14 +103,24 @@ def _predict(args: argparse.Namespace) -> int:
             method = methods[0] if len(methods) == 1 else methods
             try:
                 if grouped:
+                    from sparklift.errors import ModelFormatError
                     from sparklift.grouped import GroupedModel
 
-                    scored = GroupedModel.load(
-                        args.model,
-                        spark=spark,
-                        trusted=args.trust or (),
-                        allow_pickle=args.allow_pickle,
-                    ).predict(
+                    try:
+                        loaded = GroupedModel.load(
+                            args.model,
+                            spark=spark,
+                            trusted=args.trust or (),
+                            allow_pickle=args.allow_pickle,
+                        )
+                    except ModelFormatError as exc:
+                        if local_path(args.model) is not None:
+                            raise
+                        raise ModelFormatError(
+                            f"{exc} (a model file written by save_model is read from this "
+                            "machine's file system only)"
+                        ) from None
+                    scored = loaded.predict(
                         df,
                         output_col=args.output_col,
                         method=method,
