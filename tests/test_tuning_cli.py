@@ -40,9 +40,11 @@ def _tune_args(path, *extra, grid='{"C": [0.1, 1.0]}'):
 def test_tune_writes_scikit_learns_results(spark, parquet, tmp_path):
     path, X, y = parquet
     out = tmp_path / "results.json"
+    out.write_text("an earlier run's results")  # replaced with --overwrite, and only then
     code = main(
         _tune_args(
             path,
+            "--overwrite",
             "--estimator-params",
             '{"max_iter": 300}',
             "--cv",
@@ -160,6 +162,16 @@ def test_unusable_output_is_refused_before_the_search(parquet, tmp_path, capsys,
     assert main(_tune_args(path, "--output", str(output))) == 1
     line = _one_error_line(capsys)
     assert f"--output {str(output)!r}" in line
+
+
+def test_an_existing_output_is_kept_without_overwrite(parquet, tmp_path, capsys, no_search):
+    path, _, _ = parquet
+    kept = tmp_path / "earlier.json"
+    kept.write_text('{"best_params": "earlier results"}')
+    assert main(_tune_args(path, "--output", str(kept))) == 1
+    line = _one_error_line(capsys)
+    assert f"{kept} already exists; pass --overwrite to replace it" in line
+    assert kept.read_text() == '{"best_params": "earlier results"}'
 
 
 def test_progress_goes_to_stderr_and_stdout_stays_json(spark, parquet, capsys):

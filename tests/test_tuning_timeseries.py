@@ -1221,3 +1221,36 @@ def test_an_error_that_only_mentions_null_keeps_sparks_own_error_and_the_fold(sp
         cv.fit(df)
     assert not isinstance(info.value, InvalidInputError)
     assert "In TimeSeriesCrossValidator fold 0" in " ".join(getattr(info.value, "__notes__", []))
+
+
+def test_text_that_sorts_out_of_time_order_and_repeated_cutoffs_are_refused(spark):
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.sql import functions as F
+
+    df = _panel(spark, n_days=20)
+    lr, grid = _lr_grid()
+    common = {
+        "estimator": lr,
+        "estimatorParamMaps": grid,
+        "evaluator": RegressionEvaluator(),
+        "horizon": 3,
+    }
+    index = F.datediff("day", F.lit(DAY0)) + 1  # periods 1..20
+    as_text = {
+        "week": index.cast("string"),  # '10' sorts before '2'
+        "us_date": F.date_format("day", "MM/dd/yyyy"),
+    }
+    for name, value in as_text.items():
+        with pytest.raises(InvalidColumnTypeError, match=rf"timeCol '{name}' is a string column"):
+            TimeSeriesCrossValidator(timeCol=name, numFolds=2, **common).fit(
+                df.withColumn(name, value)
+            )
+    # Zero-padded numbers sort as they count: taken as they are, equal to the date column.
+    padded = df.withColumn("period", F.lpad(index.cast("string"), 3, "0"))
+    by_text = TimeSeriesCrossValidator(timeCol="period", numFolds=2, **common).fit(padded)
+    by_day = TimeSeriesCrossValidator(timeCol="day", numFolds=2, **common).fit(df)
+    np.testing.assert_array_equal(by_text.foldMetrics, by_day.foldMetrics)
+    with pytest.raises(InvalidInputError, match=r"cutoffs\[0\] = .* and cutoffs\[2\] = .* both"):
+        TimeSeriesCrossValidator(timeCol="day", cutoffs=[day(10), day(12), day(10)], **common).fit(
+            df
+        )

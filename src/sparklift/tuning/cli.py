@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from sparklift.cli import EXCEPTION_LINE, add_spark_options
-from sparklift.errors import InvalidInputError, SparkliftError, count_of
+from sparklift.errors import InvalidInputError, PathExistsError, SparkliftError, count_of
 
 
 def _error_score(text: str) -> float | str:
@@ -140,12 +140,14 @@ def _check_scoring(name: str | None) -> None:
         ) from None
 
 
-def _check_output(path: str | None) -> None:
-    """Refuse an --output that cannot be written, before the search runs."""
+def _check_output(path: str | None, overwrite: bool = False) -> None:
+    """Refuse an --output that cannot be written, or exists without --overwrite, before the search."""
     if path is None:
         return
     if os.path.isdir(path):
         raise InvalidInputError(f"--output {path!r} is a directory; give a file name.")
+    if os.path.exists(path) and not overwrite:
+        raise PathExistsError(f"{path} already exists; pass --overwrite to replace it")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InvalidInputError(f"--output {path!r}: the directory {folder!r} does not exist.")
@@ -209,7 +211,7 @@ def _tune(args: argparse.Namespace) -> int:
 
     # Everything that can be checked without the data first, then the data:
     # the search (every fit a Spark task) starts only on arguments that work.
-    _check_output(args.output)
+    _check_output(args.output, args.overwrite)
     estimator = _estimator(args.estimator, args.estimator_params)
     grid = _grid(args.grid, estimator)
     _check_scoring(args.scoring)
@@ -289,8 +291,11 @@ def _tune(args: argparse.Namespace) -> int:
     }
     text = json.dumps(result, indent=2)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
+        # Written beside it and renamed over it: an interrupted write keeps the old file.
+        partial = f"{args.output}.sparklift-partial"
+        with open(partial, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
+        os.replace(partial, args.output)
         print(f"best {result['best_params']} score {result['best_score']}; wrote {args.output}")
     else:
         sys.stdout.write(text + "\n")
@@ -316,6 +321,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--cv", type=int, default=5, help="number of folds (default 5)")
     parser.add_argument("--scoring", help="scikit-learn scorer name (default: the estimator's)")
     parser.add_argument("--output", help="write the JSON here instead of stdout")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     parser.add_argument("--progress", action="store_true", help="show a progress bar of fits")
     parser.add_argument(
         "--error-score",

@@ -393,6 +393,41 @@ def _in_time_order(points: DataFrame, data_type: Any) -> list[Any]:
     return sorted(points.collect(), key=order)
 
 
+#: Dates written day or month first ("03/11/2024", "3.11.24"): text order is not time order.
+_DAY_OR_MONTH_FIRST = re.compile(r"\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}\s*")
+
+
+def _refuse_text_out_of_time_order(times: list[Any], time_col: str) -> None:
+    """Refuse a string time column whose text order is not the order its values mean.
+
+    Strings are ordered byte by byte (ISO dates sort right), so numbers of
+    different lengths ('2' after '10') and dates written day or month first
+    would put the future in a fold's training window.
+    """
+    texts = [str(t) for t in times]
+    try:
+        numbers = [float(t) for t in texts]
+    except ValueError:
+        numbers = None
+    if numbers is not None:
+        for i in range(len(numbers) - 1):
+            if numbers[i] > numbers[i + 1]:
+                raise InvalidColumnTypeError(
+                    f"timeCol '{time_col}' is a string column of numbers, which are ordered as "
+                    f"text: {texts[i]!r} before {texts[i + 1]!r}, so folds would train on "
+                    f"later periods. Cast it first: df.withColumn('{time_col}', "
+                    f"F.col('{time_col}').cast('long'))"
+                )
+        return
+    if all(_DAY_OR_MONTH_FIRST.fullmatch(t) for t in texts):
+        raise InvalidColumnTypeError(
+            f"timeCol '{time_col}' is a string column of dates written day or month first "
+            f"(such as {texts[0]!r}), which are ordered as text, not in time. Parse them "
+            f"first: df.withColumn('{time_col}', F.to_date('{time_col}', 'MM/dd/yyyy')) "
+            "(with the pattern the data uses)"
+        )
+
+
 def _shown_time(text: str) -> str:
     """A timestamp formatted with :data:`_TIMESTAMP_FORMAT`, as ``isoformat()`` would write it.
 
@@ -456,6 +491,13 @@ def _cutoff_indices(
             raise InvalidInputError(
                 f"fold {i}: the training window is empty: cutoff {cutoff!r} is before "
                 f"the first time {times[0]!r} in '{time_col}'."
+            )
+        if position - 1 in indices:
+            j = indices.index(position - 1)
+            raise InvalidInputError(
+                f"cutoffs[{j}] = {cutoffs[j]!r} and cutoffs[{i}] = {cutoff!r} both end "
+                f"training at {times[position - 1]!r} in '{time_col}': the two folds would "
+                "be the same one, counted twice in avgMetrics. Give each cut-off once."
             )
         indices.append(position - 1)
     return indices
@@ -777,7 +819,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         predicate (see :class:`_Split`)."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
-        from pyspark.sql.types import TimestampType
+        from pyspark.sql.types import StringType, TimestampType
 
         time_col = self.getTimeCol()
         common = {
@@ -872,6 +914,8 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         else:
             times = [row[0] for row in rows]
         keys = [row[1] for row in rows]
+        if isinstance(time_type, StringType):
+            _refuse_text_out_of_time_order(times, time_col)
         # Every row counts: the best map is refitted on all of the data.
         self._refuse_bad_labels([row[4] for row in rows], times)
         n_points = len(times)
