@@ -889,3 +889,18 @@ def test_an_undefined_training_score_is_nan_without_a_worker_warning():
     assert np.isnan(rows["a"]["train_score"])
     assert all(np.isfinite(rows[g]["train_score"]) for g in "bcd")
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_table_of_this_sessions_models_needs_allow_pickle_and_says_so(spark):
+    pdf = make_groups(5, n_per_group=20)
+    df = spark.createDataFrame(pdf)
+    grouped = fit_per_group(df, "store", LinearRegression(), FEATURES, "y")
+    some = grouped.models.where("store != 'a'")
+    kept = GroupedModel(some, "store", FEATURES, "y", as_frame=grouped.as_frame)
+    with pytest.raises(ModelFormatError, match=r"fit_per_group's own models .* allow_pickle=True"):
+        kept.predict(df)
+    trusted = GroupedModel(some, "store", FEATURES, "y", as_frame=True, allow_pickle=True)
+    others = df.where("store != 'a'")
+    pd.testing.assert_frame_equal(
+        collect(trusted.predict(others)), collect(grouped.predict(others))
+    )

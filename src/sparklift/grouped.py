@@ -899,7 +899,9 @@ class GroupedModel:
     trusted : list of str, optional
         Extra types skops may load (see :func:`sparklift._serialize.loads`).
     allow_pickle : bool, default False
-        Allow loading models stored with pickle.
+        Allow loading models stored with pickle. A table made from
+        :func:`fit_per_group`'s own ``models`` in this session (filtered, say)
+        needs it: those models travel as pickles until :meth:`save`.
     as_frame : bool, default False
         Whether the models were fitted on a pandas DataFrame of the feature
         columns (see :func:`fit_per_group`); they are scored the same way.
@@ -975,7 +977,16 @@ class GroupedModel:
         return self.allow_pickle or self._own_models
 
     def _load(self, blob: bytes | bytearray) -> Any:
-        return _serialize.loads(bytes(blob), trusted=self.trusted, allow_pickle=self._pickle_ok)
+        try:
+            return _serialize.loads(bytes(blob), trusted=self.trusted, allow_pickle=self._pickle_ok)
+        except ModelFormatError as exc:
+            if self._pickle_ok or "stored with pickle" not in str(exc):
+                raise
+            raise ModelFormatError(
+                f"{exc}. A table taken from fit_per_group's own models in this session "
+                "holds its pickles until save(): GroupedModel(..., allow_pickle=True) is "
+                "safe for those"
+            ) from None
 
     def get_model(self, key: Any) -> Any:
         """The fitted model of one group.
