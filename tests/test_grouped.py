@@ -549,7 +549,18 @@ def test_an_overwrite_cut_short_loads_as_unfinished_and_the_model_in_hand_still_
     pd.testing.assert_frame_equal(before, collect(loaded.predict(df)))  # held in memory
     loaded.save(path, overwrite=True)  # and saved again from it
     pd.testing.assert_frame_equal(before, collect(GroupedModel.load(path).predict(df)))
-    pd.testing.assert_frame_equal(before, collect(loaded.predict(df)))  # now from the new files
+    pd.testing.assert_frame_equal(before, collect(loaded.predict(df)))
+    in_path = os.path.realpath(path)
+    assert all(
+        os.path.realpath(f.split(":", 1)[1]).startswith(in_path) for f in loaded.models.inputFiles()
+    )  # read from the new files again
+    assert loaded.models.inputFiles()
+    # Saved elsewhere, a loaded model keeps reading its own files.
+    elsewhere = str(tmp_path / "copy")
+    loaded.save(elsewhere, overwrite=True)
+    assert all(in_path in os.path.realpath(f.split(":", 1)[1]) for f in loaded.models.inputFiles())
+    GroupedModel.load(path).save(elsewhere, overwrite=True)  # the copy replaced: no matter
+    pd.testing.assert_frame_equal(before, collect(loaded.predict(df)))
 
 
 def test_models_that_refuse_zeros_score_per_group(spark):

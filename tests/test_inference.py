@@ -343,6 +343,13 @@ def test_functions_skops_cannot_find_by_name_are_refused_at_save(tmp_path):
     ):
         save_model(model, str(tmp_path / "m.skops"))
     assert not (tmp_path / "m.skops").exists()
+    # Found after a large array too (pickled out of band: a PickleBuffer).
+    big = np.zeros((200, 100))
+    after_array = make_pipeline(
+        FunctionTransformer(np.log1p, kw_args={"unused": big}), FunctionTransformer(doubled)
+    )
+    with pytest.raises(InvalidInputError, match=r"<locals>\.doubled"):
+        save_model(after_array, str(tmp_path / "big.skops"))
     save_model(model, str(tmp_path / "m.pkl"), serializer="pickle")  # by value
     loaded = load_model(str(tmp_path / "m.pkl"), allow_pickle=True)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

@@ -40,7 +40,11 @@ def _tune_args(path, *extra, grid='{"C": [0.1, 1.0]}'):
 def test_tune_writes_scikit_learns_results(spark, parquet, tmp_path):
     path, X, y = parquet
     out = tmp_path / "results.json"
-    out.write_text("an earlier run's results")  # replaced with --overwrite, and only then
+    # replaced with --overwrite, and only then; through a link, keeping its mode
+    real = tmp_path / "real.json"
+    real.write_text("an earlier run's results")
+    real.chmod(0o600)
+    out.symlink_to(real)
     code = main(
         _tune_args(
             path,
@@ -62,6 +66,9 @@ def test_tune_writes_scikit_learns_results(spark, parquet, tmp_path):
     )
     assert code == 0
     assert spark.range(3).count() == 3
+    assert out.is_symlink()
+    assert real.stat().st_mode & 0o777 == 0o600
+    assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
     result = json.loads(out.read_text())
     ref = skms.GridSearchCV(
         LogisticRegression(max_iter=300), {"C": [0.01, 1.0]}, cv=3, scoring="accuracy"

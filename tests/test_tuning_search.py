@@ -229,7 +229,7 @@ def test_a_crashed_workers_own_lines_are_kept_and_the_java_frames_dropped():
         raise RuntimeError(spark_text)
     message = str(got.value)
     assert message.endswith(
-        "(crashed)\n Fatal Python error: Segmentation fault\nCurrent thread 0x00007f (most "
+        "(crashed)\nFatal Python error: Segmentation fault\nCurrent thread 0x00007f (most "
         'recent call first):\n  File "/work/model.py", line 13 in predict'
     )
     assert "scala" not in message

@@ -1241,10 +1241,13 @@ def test_text_that_sorts_out_of_time_order_and_repeated_cutoffs_are_refused(spar
         "us_date": F.date_format("day", "MM/dd/yyyy"),
     }
     for name, value in as_text.items():
-        with pytest.raises(InvalidColumnTypeError, match=rf"timeCol '{name}' is a string column"):
-            TimeSeriesCrossValidator(timeCol=name, numFolds=2, **common).fit(
-                df.withColumn(name, value)
-            )
+        for series in ([], ["series"]):  # ranked per series in text order too
+            with pytest.raises(
+                InvalidColumnTypeError, match=rf"timeCol '{name}' is a string column"
+            ):
+                TimeSeriesCrossValidator(
+                    timeCol=name, numFolds=2, seriesIdCols=series, **common
+                ).fit(df.withColumn(name, value))
     # Zero-padded numbers sort as they count: taken as they are, equal to the date column.
     padded = df.withColumn("period", F.lpad(index.cast("string"), 3, "0"))
     by_text = TimeSeriesCrossValidator(timeCol="period", numFolds=2, **common).fit(padded)

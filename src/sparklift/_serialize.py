@@ -24,7 +24,6 @@ of offending types.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -83,7 +82,9 @@ class _Discard(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:
-        return len(data)
+        # Large NumPy buffers arrive as pickle.PickleBuffer, which has no len().
+        with memoryview(data) as view:
+            return view.nbytes
 
 
 def _unimportable(obj: Any) -> list[str]:
@@ -108,10 +109,17 @@ def _unimportable(obj: Any) -> list[str]:
                     return (str, ("",))
             return NotImplemented
 
-    # An object plain pickle refuses ends the walk: skops may still manage it.
-    with contextlib.suppress(Exception):
+    try:
         Finder(_Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    except Exception:
+        # An object plain pickle refuses ends the walk (skops may still store
+        # it): say so in what is returned, so the caller can look elsewhere.
+        found.append(_WALK_ENDED)
     return found
+
+
+#: Marks a walk that could not visit the whole model.
+_WALK_ENDED = "<walk ended>"
 
 
 def dumps(obj: Any, serializer: str = "skops") -> bytes:
@@ -154,6 +162,11 @@ def dumps(obj: Any, serializer: str = "skops") -> bytes:
         # or one defined inside a function, would load nowhere, or load another
         # object of the same name. Refuse now, not when someone loads it.
         local = _unimportable(obj)
+        if local and local[-1] == _WALK_ENDED:
+            local.pop()
+            # What skops wrote names any lambda the walk did not reach.
+            if b"<lambda>" in payload:
+                local += [t for t in sio.get_untrusted_types(data=payload) if "<lambda>" in t]
         if local:
             raise InvalidInputError(
                 f"{type(obj).__name__} holds {', '.join(local[:3])}, which skops cannot "

@@ -177,6 +177,8 @@ def _worker_failure(text: str) -> WorkerError | None:
             break
         if line.strip():
             said.append(line.rstrip())
+    if said:
+        said[0] = said[0].lstrip()
     detail = ("\n" + "\n".join(said[:20])) if said else ""
     return WorkerError(
         "a Spark Python worker died while running a sparklift task: a crash in native "

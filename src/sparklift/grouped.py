@@ -881,6 +881,17 @@ def _check_shape(out: np.ndarray | None, kind: str, method: str, key: Any, group
     )
 
 
+def _places(files: Sequence[str]) -> set[str]:
+    """The folders holding ``files`` (Spark's qualified paths), local ones with links resolved."""
+    places = set()
+    for name in files:
+        folder = name.rsplit("/", 1)[0]
+        if folder.startswith("file:"):
+            folder = os.path.realpath("/" + folder[len("file:") :].lstrip("/"))
+        places.add(folder)
+    return places
+
+
 class GroupedModel:
     """One fitted model per group, as returned by :func:`fit_per_group`.
 
@@ -940,6 +951,7 @@ class GroupedModel:
         # True when fit_per_group made the models in this session: their
         # in-memory pickles are our own, never read from storage.
         self._own_models = False
+        self._stored = False  # set by load: the models came from a save
         self._n_groups: int | None = None
 
     def __repr__(self) -> str:
@@ -980,7 +992,7 @@ class GroupedModel:
         try:
             return _serialize.loads(bytes(blob), trusted=self.trusted, allow_pickle=self._pickle_ok)
         except ModelFormatError as exc:
-            if self._pickle_ok or "stored with pickle" not in str(exc):
+            if self._pickle_ok or self._stored or "stored with pickle" not in str(exc):
                 raise
             raise ModelFormatError(
                 f"{exc}. A table taken from fit_per_group's own models in this session "
@@ -1334,8 +1346,10 @@ class GroupedModel:
         # storage, maybe from the very files an overwrite deletes (a path has
         # many spellings, and a table may be filtered or joined): hold them first.
         from_storage = overwrite and not self._own_models
+        original = self.models
         if models is not self.models or from_storage:
             with translate_errors():
+                sources = _places(original.inputFiles()) if from_storage else set()
                 models = models.localCheckpoint(eager=True)
         if from_storage:
             self.models = models  # this object stays usable if the write fails
@@ -1365,9 +1379,13 @@ class GroupedModel:
             models.write.mode(mode).parquet(models_path)
             write_metadata()
         if from_storage:
-            # The same models, now read from files that stay (the checkpoint
-            # lives only as long as the executors that hold it).
-            self.models = spark.read.parquet(models_path)
+            # Read from files again, not from the checkpoint (which lives only as
+            # long as the executors holding it): the untouched originals when the
+            # models came from files elsewhere, else the new save's.
+            with translate_errors():
+                written = spark.read.parquet(models_path)
+                elsewhere = sources and not sources & _places(written.inputFiles())
+            self.models = original if elsewhere else written
 
     @classmethod
     def load(
@@ -1436,6 +1454,7 @@ class GroupedModel:
             allow_pickle=allow_pickle,
             as_frame=bool(meta.get("as_frame", False)),  # saved before it existed: a matrix
         )
+        loaded._stored = True
         return loaded
 
 

@@ -747,7 +747,9 @@ def _first_rows(df: DataFrame, cols: list[str], names: tuple[str, ...] | None) -
     missing = functools.reduce(operator.or_, [null_or_nan(df, c) for c in cols])
     rows = df.select(*map(col, cols)).where(~missing).limit(2).collect()
     if not rows:
-        raise InvalidInputError("the DataFrame has no row without nulls to sample from")
+        raise InvalidInputError(
+            "the DataFrame has no row without a null or NaN feature to sample from"
+        )
     if len(cols) == 1 and isinstance(rows[0][0], list | tuple):
         X = np.array([r[0] for r in rows], dtype=np.float64)
     else:

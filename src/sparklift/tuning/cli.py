@@ -151,9 +151,44 @@ def _check_output(path: str | None, overwrite: bool = False) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InvalidInputError(f"--output {path!r}: the directory {folder!r} does not exist.")
-    target = path if os.path.exists(path) else folder
-    if not os.access(target, os.W_OK):
-        raise InvalidInputError(f"--output {path!r} cannot be written: {target!r} is read-only.")
+    # The file is written beside the output and renamed over it: the folder
+    # must be writable (the real one, when the output is a link).
+    folder = os.path.dirname(os.path.realpath(path))
+    if not os.access(folder, os.W_OK):
+        raise InvalidInputError(f"--output {path!r} cannot be written: {folder!r} is read-only.")
+
+
+def _write_replacing(path: str, text: str) -> None:
+    """Write ``text`` beside ``path`` and rename it over it (through a link, to its target).
+
+    An interrupted write keeps the old file; the new one takes the old one's mode.
+    """
+    import shutil
+    import tempfile
+
+    target = os.path.realpath(path)
+    handle, partial = tempfile.mkstemp(
+        prefix=f".{os.path.basename(target)}.",
+        suffix=".sparklift-partial",
+        dir=os.path.dirname(target),
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        if os.path.exists(target):
+            shutil.copymode(target, partial)
+        else:
+            os.chmod(partial, 0o666 & ~_umask())
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _check_features(frame: Any, features: list[str]) -> None:
@@ -291,11 +326,7 @@ def _tune(args: argparse.Namespace) -> int:
     }
     text = json.dumps(result, indent=2)
     if args.output:
-        # Written beside it and renamed over it: an interrupted write keeps the old file.
-        partial = f"{args.output}.sparklift-partial"
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-        os.replace(partial, args.output)
+        _write_replacing(args.output, text + "\n")
         print(f"best {result['best_params']} score {result['best_score']}; wrote {args.output}")
     else:
         sys.stdout.write(text + "\n")

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal as _decimal
+import itertools
 import json
 import math
 import re
@@ -393,33 +394,36 @@ def _in_time_order(points: DataFrame, data_type: Any) -> list[Any]:
     return sorted(points.collect(), key=order)
 
 
-#: Dates written day or month first ("03/11/2024", "3.11.24"): text order is not time order.
-_DAY_OR_MONTH_FIRST = re.compile(r"\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}\s*")
+#: Dates written day or month first with the year last ("03/11/2024"):
+#: text order is not time order.
+_DAY_OR_MONTH_FIRST = re.compile(r"\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d{4}\s*")
 
 
 def _refuse_text_out_of_time_order(times: list[Any], time_col: str) -> None:
     """Refuse a string time column whose text order is not the order its values mean.
 
-    Strings are ordered byte by byte (ISO dates sort right), so numbers of
-    different lengths ('2' after '10') and dates written day or month first
-    would put the future in a fold's training window.
+    ``times`` are in text order. Strings are ordered byte by byte (ISO dates
+    sort right), so numbers of different lengths ('2' after '10', even among
+    other text) and dates written day or month first would put the future in
+    a fold's training window.
     """
     texts = [str(t) for t in times]
-    try:
-        numbers = [float(t) for t in texts]
-    except ValueError:
-        numbers = None
-    if numbers is not None:
-        for i in range(len(numbers) - 1):
-            if numbers[i] > numbers[i + 1]:
-                raise InvalidColumnTypeError(
-                    f"timeCol '{time_col}' is a string column of numbers, which are ordered as "
-                    f"text: {texts[i]!r} before {texts[i + 1]!r}, so folds would train on "
-                    f"later periods. Cast it first: df.withColumn('{time_col}', "
-                    f"F.col('{time_col}').cast('long'))"
-                )
-        return
-    if all(_DAY_OR_MONTH_FIRST.fullmatch(t) for t in texts):
+    numbers: list[tuple[str, float]] = []
+    for text in texts:
+        try:
+            numbers.append((text, float(text)))
+        except ValueError:
+            continue
+    for (a, x), (b, y) in itertools.pairwise(numbers):
+        if x > y:
+            whole = all(v.is_integer() for _, v in numbers)
+            raise InvalidColumnTypeError(
+                f"timeCol '{time_col}' is a string column of numbers, which are ordered as "
+                f"text: {a!r} before {b!r}, so folds would train on later periods. Cast it "
+                f"first: df.withColumn('{time_col}', F.col('{time_col}').cast("
+                f"'{'long' if whole else 'double'}'))"
+            )
+    if texts and all(_DAY_OR_MONTH_FIRST.fullmatch(t) for t in texts):
         raise InvalidColumnTypeError(
             f"timeCol '{time_col}' is a string column of dates written day or month first "
             f"(such as {texts[0]!r}), which are ordered as text, not in time. Parse them "
@@ -832,6 +836,13 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         series = self.getSeriesIdCols()
         if series:
             self._refuse_null_times(dataset)
+            if isinstance(dataset.schema[time_col].dataType, StringType):
+                # Ranked in text order below: check that order means time first
+                # (on up to 10,000 of the values: enough to show a misorder).
+                values = dataset.select(col(time_col)).distinct().limit(10_000)
+                _refuse_text_out_of_time_order(
+                    sorted(str(r[0]) for r in values.collect() if r[0] is not None), time_col
+                )
             # Points back from each series' end: 0 is its last point.
             back = Window.partitionBy(*map(col, series)).orderBy(col(time_col).desc())
             indexed = dataset.withColumn(_INDEX, F.dense_rank().over(back) - 1)
