@@ -526,6 +526,7 @@ def test_a_save_that_fails_leaves_the_path_as_it_was(spark, tmp_path):
         GroupedModel.load(path)
 
 
+@pytest.mark.smoke  # the save path of a loaded model (inputFiles, checkpoint) on Connect too
 def test_an_overwrite_cut_short_loads_as_unfinished_and_the_model_in_hand_still_scores(
     spark, tmp_path, monkeypatch
 ):
