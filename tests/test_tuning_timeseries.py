@@ -405,9 +405,19 @@ def test_null_times_are_refused_with_count_and_example(spark):
         estimator=lr, estimatorParamMaps=grid, evaluator=RegressionEvaluator(), timeCol="day"
     )
     with pytest.raises(
-        InvalidInputError, match=rf"timeCol 'day' has {n_null} null rows, for example"
+        InvalidInputError, match=rf"timeCol 'day' has {n_null} null rows?, for example"
     ):
         cv.fit(df)
+    # A null series id would make one more series of its own: refused the same way.
+    ids = _panel(spark, n_days=6, per_day=2)
+    ids = ids.withColumn("series", F.when(F.col("x1") > 1.0, None).otherwise(F.col("series")))
+    n_none = ids.where(F.col("series").isNull()).count()
+    assert n_none > 0
+    cv.setSeriesIdCols(["series"]).setNumFolds(1).setHorizon(1)
+    with pytest.raises(
+        InvalidInputError, match=rf"seriesIdCols \['series'\] are null in {n_none} rows?, for"
+    ):
+        cv.fit(ids)
 
 
 @pytest.mark.smoke

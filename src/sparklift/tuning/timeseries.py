@@ -812,7 +812,7 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
         if count:
             example = bad.first()
             raise InvalidInputError(
-                f"timeCol '{time_col}' has {count} {what} rows, for example "
+                f"timeCol '{time_col}' has {count_of(count, what + ' row')}, for example "
                 f"{example.asDict() if example is not None else None}. Drop or fill them first."
             )
 
@@ -846,14 +846,25 @@ class TimeSeriesCrossValidator(Estimator, _TimeSeriesCVParams, MLReadable, MLWri
             # Points back from each series' end: 0 is its last point.
             back = Window.partitionBy(*map(col, series)).orderBy(col(time_col).desc())
             indexed = dataset.withColumn(_INDEX, F.dense_rank().over(back) - 1)
-            # One job: the longest series, and the rows Spark ML would refuse
-            # with the first (in time) of them.
+            # One job: the longest series, the rows Spark ML would refuse with
+            # the first (in time) of them, and rows without a series id.
             bad = self._bad_label(dataset)
-            longest, n_bad, first_bad = indexed.agg(
+            no_series = F.lit(False)
+            for name in series:
+                no_series = no_series | col(name).isNull()
+            longest, n_bad, first_bad, n_no_series = indexed.agg(
                 F.max(_INDEX),
                 F.count(F.when(bad, F.lit(1))),
                 F.min(F.when(bad, col(time_col))),
+                F.count(F.when(no_series, F.lit(1))),
             ).first()
+            if n_no_series:
+                example = dataset.where(no_series).first()
+                raise InvalidInputError(
+                    f"seriesIdCols {list(series)} are null in {count_of(int(n_no_series), 'row')}, "
+                    f"for example {example.asDict() if example is not None else None}: they "
+                    "would form one more series of their own. Drop or fill them first."
+                )
             self._refuse_bad_labels([int(n_bad)], [first_bad])
             n_points = 0 if longest is None else int(longest) + 1
             _refuse_empty(time_col, n_points)
