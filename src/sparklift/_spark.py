@@ -412,7 +412,12 @@ def col(name: str) -> Column:
     """
     from pyspark.sql import functions as F
 
-    return F.col("`" + name.replace("`", "``") + "`")
+    return F.col(quoted_name(name))
+
+
+def quoted_name(name: str) -> str:
+    """``name`` in backticks, its own backticks doubled: Spark's literal spelling of it."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 def null_or_nan(df: DataFrame, name: str) -> Column:

@@ -82,6 +82,12 @@ class TaskError(SparkliftError, RuntimeError):
         return (type(self), (self.type_name, self.message, self.remote_traceback))
 
 
+def first_line(message: object) -> str:
+    """The first line of an error message (messages of scikit-learn's run to paragraphs)."""
+    text = str(message).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def count_of(n: int, noun: str) -> str:
     """``n`` and ``noun``, plural unless ``n`` is 1: "1 row", "4 rows"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

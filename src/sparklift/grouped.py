@@ -64,6 +64,7 @@ from sparklift.errors import (
     NotFittedError,
     ResourceLimitError,
     count_of,
+    first_line,
 )
 from sparklift.inference import (
     _arrow_output,
@@ -73,6 +74,7 @@ from sparklift.inference import (
     _columns_matrix,
     _first_rows,
     _infer_kinds,
+    _method_names,
     _non_finite_error,
     _numeric_check,
     _ScoreSpec,
@@ -509,8 +511,7 @@ def fit_per_group(
         # First lines only: scikit-learn's messages run to paragraphs; the
         # whole of each is in failed_groups().
         examples = "; ".join(
-            f"{k!r}: {str(e).strip().splitlines()[0] if str(e).strip() else e}"
-            for k, e in failed.head(3).itertuples(index=False)
+            f"{k!r}: {first_line(e)}" for k, e in failed.head(3).itertuples(index=False)
         )
         if n_failed == n_groups:
             error = FitFailedError(
@@ -1036,15 +1037,9 @@ class GroupedModel:
 
     def _all_models(self) -> dict[Any, Any]:
         if self._loaded is None:
-            from pyspark.sql import functions as F
-
             with translate_errors():
                 # As Arrow, the form the scoring tasks read the keys in.
-                table = (
-                    self.models.where(F.col("model").isNotNull())
-                    .select(col(self.group_col), "model")
-                    .toArrow()
-                )
+                table = self._fitted().select(col(self.group_col), "model").toArrow()
             keys = _key_list(table.column(0).combine_chunks())
             blobs = table.column(1).to_pylist()
             self._loaded = {key: self._load(blob) for key, blob in zip(keys, blobs, strict=True)}
@@ -1052,17 +1047,21 @@ class GroupedModel:
             raise NotFittedError("no group has a fitted model (every fit failed)")
         return self._loaded
 
+    def _fitted(self) -> DataFrame:
+        """The rows of ``models`` with a model (groups whose fit did not fail)."""
+        from pyspark.sql import functions as F
+
+        return self.models.where(F.col("model").isNotNull())
+
     def _models_in(self, df: DataFrame, models: DataFrame) -> DataFrame:
         """The rows of ``models`` whose group ``df`` holds (numbers match by value, as in a join)."""
         return models.join(df.select(col(self.group_col)).distinct(), self.group_col, "left_semi")
 
     def _keys_in(self, df: DataFrame) -> list[Any]:
         """The fitted groups ``df`` holds, as :func:`_key_list` keys (a job over ``df``)."""
-        from pyspark.sql import functions as F
 
-        fitted = self.models.where(F.col("model").isNotNull())
         with translate_errors():
-            table = self._models_in(df, fitted).select(col(self.group_col)).toArrow()
+            table = self._models_in(df, self._fitted()).select(col(self.group_col)).toArrow()
         return _key_list(table.column(0).combine_chunks())
 
     def _model_bytes(self) -> int:
@@ -1094,7 +1093,7 @@ class GroupedModel:
     def _count_unknown(self, df: DataFrame, on_unknown: str, output_col: str) -> None:
         from pyspark.sql import functions as F
 
-        known = self.models.where(F.col("model").isNotNull()).select(col(self.group_col))
+        known = self._fitted().select(col(self.group_col))
         unknown = df.join(F.broadcast(known), on=self.group_col, how="left_anti")
         with translate_errors():
             count = int(unknown.count())
@@ -1170,8 +1169,7 @@ class GroupedModel:
         if strategy == "auto":
             strategy = "broadcast" if self._model_bytes() <= BROADCAST_LIMIT_BYTES else "cogroup"
 
-        asked = [method] if isinstance(method, str) else list(method or ())
-        per_class = any(m in PER_CLASS_METHODS for m in asked)
+        per_class = any(m in PER_CLASS_METHODS for m in _method_names(method))
         # With a per-class method every group scored must know the same classes;
         # groups the data does not hold are not scored, so they do not count.
         check_keys: list[Any] | None = None
@@ -1185,9 +1183,7 @@ class GroupedModel:
                 sample_key = check_keys[0] if check_keys else sample_key
             sample_model = models[sample_key]
         else:
-            from pyspark.sql import functions as F
-
-            fitted = self.models.where(F.col("model").isNotNull())
+            fitted = self._fitted()
             # The data's groups first, so that the classes are one they hold.
             candidates = [self._models_in(df, fitted), fitted] if per_class else [fitted]
             row = None
@@ -1439,10 +1435,10 @@ class GroupedModel:
             models = spark.read.parquet(os.path.join(path, "models"))
             models.columns  # noqa: B018
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise ModelFormatError(
                 f"{path} holds a GroupedModel's metadata but its models cannot be read "
-                f"({type(exc).__name__}: {first[:300]}); the save may have been interrupted"
+                f"({type(exc).__name__}: {first_line(exc)[:300]}); the save may have been "
+                "interrupted"
             ) from None
         loaded = cls(
             models,

@@ -65,6 +65,7 @@ from sparklift._spark import (
     map_columns,
     map_partitions,
     null_or_nan,
+    quoted_name,
     refuse_clashing_column,
 )
 from sparklift.errors import (
@@ -244,7 +245,7 @@ def _columns_matrix(
                 count = arr.null_count + _count_rest(
                     rest, functools.partial(_column_nulls, name=name)
                 )
-                quoted = name if re.fullmatch(r"\w+", name) else "`" + name.replace("`", "``") + "`"
+                quoted = name if re.fullmatch(r"\w+", name) else quoted_name(name)
                 raise InvalidInputError(
                     f"Feature column '{name}' has null values in {count_of(count, 'row')} of one "
                     f"partition (the first at {_example(batch, first, spec)}). Drop or fill "
@@ -563,8 +564,13 @@ def _refuse_misplaced(df: Any, model: Any) -> None:
         )
 
 
+def _method_names(method: str | Sequence[str]) -> tuple[str, ...]:
+    """``method`` as a tuple of names: one name, or several."""
+    return (method,) if isinstance(method, str) else tuple(method)
+
+
 def _check_methods(model: Any, method: str | Sequence[str]) -> tuple[str, ...]:
-    methods = (method,) if isinstance(method, str) else tuple(method)
+    methods = _method_names(method)
     if not methods:
         raise InvalidInputError("method must name at least one method, e.g. 'predict'")
     if len(set(methods)) != len(methods):
@@ -677,14 +683,13 @@ def _resolve_inputs(
         input_cols = [str(n) for n in names]
     if isinstance(input_cols, str):
         raise InvalidInputError(f"input_cols must be a list of column names; got {input_cols!r}")
-    names = [features_col] if input_cols is None else list(input_cols)
-    others = [c for c in names if not isinstance(c, str)]
+    wanted = list(input_cols) if input_cols is not None else [features_col]
+    others = [c for c in wanted if not isinstance(c, str)]
     if others:
         raise InvalidInputError(
             f"columns must be given by name (strings); got {type(others[0]).__name__} {others[0]!r}"
         )
     columns = set(df.columns)
-    wanted = list(input_cols) if input_cols is not None else [features_col]
     missing = [c for c in wanted if c not in columns]
     if missing:
         raise InvalidInputError(

@@ -34,7 +34,13 @@ from typing import Any
 import numpy as np
 
 from sparklift.cli import EXCEPTION_LINE, add_spark_options
-from sparklift.errors import InvalidInputError, PathExistsError, SparkliftError, count_of
+from sparklift.errors import (
+    InvalidInputError,
+    PathExistsError,
+    SparkliftError,
+    count_of,
+    first_line,
+)
 
 
 def _error_score(text: str) -> float | str:
@@ -148,12 +154,11 @@ def _check_output(path: str | None, overwrite: bool = False) -> None:
         raise InvalidInputError(f"--output {path!r} is a directory; give a file name.")
     if os.path.exists(path) and not overwrite:
         raise PathExistsError(f"{path} already exists; pass --overwrite to replace it")
-    folder = os.path.dirname(os.path.abspath(path))
+    # The file is written beside the output and renamed over it: the folder
+    # must exist and be writable (the real one, when the output is a link).
+    folder = os.path.dirname(os.path.realpath(path))
     if not os.path.isdir(folder):
         raise InvalidInputError(f"--output {path!r}: the directory {folder!r} does not exist.")
-    # The file is written beside the output and renamed over it: the folder
-    # must be writable (the real one, when the output is a link).
-    folder = os.path.dirname(os.path.realpath(path))
     if not os.access(folder, os.W_OK):
         raise InvalidInputError(f"--output {path!r} cannot be written: {folder!r} is read-only.")
 
@@ -161,34 +166,24 @@ def _check_output(path: str | None, overwrite: bool = False) -> None:
 def _write_replacing(path: str, text: str) -> None:
     """Write ``text`` beside ``path`` and rename it over it (through a link, to its target).
 
-    An interrupted write keeps the old file; the new one takes the old one's mode.
+    An interrupted write keeps the old file; the new one takes the old one's
+    mode, or the umask's for a new file.
     """
     import shutil
-    import tempfile
 
     target = os.path.realpath(path)
-    handle, partial = tempfile.mkstemp(
-        prefix=f".{os.path.basename(target)}.",
-        suffix=".sparklift-partial",
-        dir=os.path.dirname(target),
-    )
+    folder, name = os.path.split(target)
+    partial = os.path.join(folder, f".{name}.{os.getpid()}.sparklift-partial")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        with open(os.open(partial, flags, 0o666), "w", encoding="utf-8") as out:
             out.write(text)
         if os.path.exists(target):
             shutil.copymode(target, partial)
-        else:
-            os.chmod(partial, 0o666 & ~_umask())
         os.replace(partial, target)
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _check_features(frame: Any, features: list[str]) -> None:
@@ -304,10 +299,9 @@ def _tune(args: argparse.Namespace) -> int:
         except Exception as exc:
             if args.error_score == "raise":
                 # The failing candidate's own exception, stopped at as asked: one line.
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise InvalidInputError(
                     f"a fit failed and --error-score raise stops the search there: "
-                    f"{type(exc).__name__}: {first}"
+                    f"{type(exc).__name__}: {first_line(exc)}"
                 ) from None
             if not isinstance(exc, ValueError) or "fits failed" not in str(exc):
                 raise
